@@ -1,0 +1,54 @@
+# Huimin task list. `make help` lists the targets; every target installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install run test test-fast lint fmt bench ferretdb clean
+
+help: ## Show this list of targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked
+	@touch $@
+
+install: $(VENV)/.synced ## Create .venv and install the locked dependencies
+
+run: install ## Start the dev stack (embedded store and issuer) on 127.0.0.1; Ctrl-C stops it
+	$(PY) -m tools.devstack
+
+ferretdb: install ## Build the FerretDB v1.24.2 test server (cached outside the repo)
+	$(PY) -m tools.ferretdb build
+
+test: install ferretdb ## Run every test, with real servers (FerretDB; Keycloak when present)
+	$(PY) -m pytest
+
+test-fast: install ## Run the tests that need no real server
+	$(PY) -m pytest -m "not mongo and not keycloak and not slow"
+
+lint: install ## Ruff (lint and format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared gateway services tools tests
+
+fmt: install ## Format the code and apply safe lint fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install ferretdb ## Storage benchmark on both adapters; writes bench/results/storage.md
+	$(PY) -m bench.storage
+
+clean: ## Remove the virtualenv, caches and var/ (demo data)
+	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache
