@@ -1,0 +1,45 @@
+"""The storage engine: one async port (`Store`), an embedded SQLite adapter and a MongoDB
+adapter, with typed index keys extracted at write time. See docs/storage.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.storage.errors import (
+    AlreadyExists,
+    DocumentTooLarge,
+    InvalidDocument,
+    InvalidQuery,
+    RecordDeleted,
+    RecordNotFound,
+    StorageError,
+    StoreUnavailable,
+    UniqueViolation,
+    VersionConflict,
+)
+from shared.storage.model import Create, Delete, Event, Page, Record, StoredEvent, Update, WriteOp
+from shared.storage.port import Collection, Store
+from shared.storage.query import AllOf, Bounds, Eq, In, Predicate, Prefix, Query, Range, Sort, Span
+from shared.storage.schema import CollectionSpec, KeyType
+
+
+def open_store(url: str, specs: Sequence[CollectionSpec] = ()) -> Store:
+    """A store for `sqlite:///path` or `mongodb://...` URLs (call `await store.open()`)."""
+    if url.startswith("sqlite:"):
+        from shared.storage.sqlite import SQLiteStore
+
+        return SQLiteStore(url, specs)
+    if url.startswith(("mongodb:", "mongodb+srv:")):
+        from shared.storage.mongo import MongoStore
+
+        return MongoStore(url, specs)
+    raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]!r}")
+
+
+__all__ = [
+    "AllOf", "AlreadyExists", "Bounds", "Collection", "CollectionSpec", "Create", "Delete",
+    "DocumentTooLarge", "Eq", "Event", "In", "InvalidDocument", "InvalidQuery", "KeyType",
+    "Page", "Predicate", "Prefix", "Query", "Range", "Record", "RecordDeleted",
+    "RecordNotFound", "Sort", "Span", "StorageError", "Store", "StoreUnavailable",
+    "StoredEvent", "UniqueViolation", "Update", "VersionConflict", "WriteOp", "open_store",
+]

@@ -1,0 +1,126 @@
+"""Collection schemas: which index keys a collection has, their types, and its unique keys."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.storage.errors import InvalidDocument
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_KEY = re.compile(r"^[a-z_][a-zA-Z0-9_:-]{0,63}$")
+
+MAX_DOC_BYTES = 1 << 20  # 1 MiB of JSON: far above any FHIR resource we accept, far below BSON's 16 MiB
+MAX_KEY_VALUES = 5_000  # per document: bounds the index rows a single write can create
+
+
+class KeyType(enum.StrEnum):
+    """The value type of an index key; every value of a key has this type."""
+
+    TEXT = "text"  # str: equality, in-list, prefix, all-of
+    NUMBER = "number"  # int | float: equality, in-list, ranges
+    INSTANT = "instant"  # aware datetime: equality, in-list, ranges (stored as epoch microseconds)
+    SPAN = "span"  # (low, high) aware datetimes, half-open: span predicates on both ends
+
+
+KeyValue = str | int | float | datetime | tuple[datetime, datetime]
+Keys = Mapping[str, KeyValue | Sequence[KeyValue] | None]
+Extractor = Callable[[Mapping[str, Any]], Keys]
+
+
+def _no_keys(_body: Mapping[str, Any]) -> Keys:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSpec:
+    """A collection: its name, typed index keys, unique keys and the key extractor.
+
+    `extract` turns a document body into its index keys at write time; queries only ever
+    look at those keys, never at the body, so every search is answered from an index.
+    """
+
+    name: str
+    keys: Mapping[str, KeyType] = field(default_factory=dict)
+    unique: Sequence[str] = ()
+    extract: Extractor = _no_keys
+    max_doc_bytes: int = MAX_DOC_BYTES
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"collection name {self.name!r} must match {_NAME.pattern}")
+        for key in self.keys:
+            if not _KEY.match(key):
+                raise ValueError(f"key name {key!r} in {self.name} must match {_KEY.pattern}")
+        for key in self.unique:
+            if self.keys.get(key) is not KeyType.TEXT:
+                raise ValueError(f"unique key {key!r} of {self.name} must be a declared text key")
+
+    def key_type(self, key: str) -> KeyType:
+        """The declared type of `key`; raises InvalidQuery-compatible KeyError when unknown."""
+        try:
+            return self.keys[key]
+        except KeyError:
+            raise KeyError(key) from None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list | set | frozenset) or (
+        isinstance(value, Sequence) and not isinstance(value, str | tuple)
+    ):
+        return list(value)
+    return [value]
+
+
+def _check(spec: CollectionSpec, key: str, kind: KeyType, value: Any) -> Any:
+    ok: bool
+    if kind is KeyType.TEXT:
+        ok = isinstance(value, str)
+    elif kind is KeyType.NUMBER:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and isinstance(value, float) and value != value:  # NaN sorts nowhere
+            ok = False
+    elif kind is KeyType.INSTANT:
+        ok = isinstance(value, datetime) and value.tzinfo is not None
+    else:
+        ok = (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and all(isinstance(v, datetime) and v.tzinfo is not None for v in value)
+            and value[0] <= value[1]
+        )
+    if not ok:
+        raise InvalidDocument(
+            f"index key {key!r} of {spec.name} expects {kind.value} values, got {value!r}",
+            errors=[{"field": key, "message": f"expected a {kind.value} value"}],
+        )
+    return value
+
+
+def extract_keys(spec: CollectionSpec, body: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Run the extractor and check every value against the declared key types.
+
+    Values are de-duplicated (order kept) so a document never carries the same index row twice.
+    """
+    raw = spec.extract(body)
+    out: dict[str, list[Any]] = {}
+    total = 0
+    for key, value in raw.items():
+        kind = spec.keys.get(key)
+        if kind is None:
+            raise InvalidDocument(f"extractor of {spec.name} produced undeclared key {key!r}")
+        values = list(dict.fromkeys(_check(spec, key, kind, v) for v in _as_list(value)))
+        if values:
+            out[key] = values
+            total += len(values)
+    if total > MAX_KEY_VALUES:
+        raise InvalidDocument(
+            f"document of {spec.name} produces {total} index values (at most {MAX_KEY_VALUES})"
+        )
+    return out
