@@ -77,13 +77,22 @@ def encode_body(spec: CollectionSpec, body: Mapping[str, Any]) -> str:
     return text
 
 
+_last_id = [0, 0]  # (milliseconds, counter) of the previous id from this process
+
+
 def new_id() -> str:
-    """A fresh server-assigned id in the UUIDv7 layout: time-ordered, so inserts stay
-    index-local (Python 3.11 has no uuid7)."""
-    ms = time.time_ns() // 1_000_000 & ((1 << 48) - 1)
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms << 80) | (0x7 << 76) | (((rand >> 62) & 0xFFF) << 64) | (0b10 << 62)
-    value |= rand & ((1 << 62) - 1)
+    """A fresh server-assigned id in the UUIDv7 layout, increasing within this process (a
+    12-bit counter orders ids of the same millisecond), so inserts stay index-local."""
+    ms = time.time_ns() // 1_000_000
+    if ms <= _last_id[0]:
+        ms, seq = _last_id[0], _last_id[1] + 1
+        if seq > 0xFFF:
+            ms, seq = ms + 1, 0
+    else:
+        seq = int.from_bytes(os.urandom(2), "big") & 0x3FF
+    _last_id[:] = [ms, seq]
+    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = ((ms & ((1 << 48) - 1)) << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand
     return str(uuid.UUID(int=value))
 
 

@@ -60,13 +60,6 @@ class CollectionSpec:
             if self.keys.get(key) is not KeyType.TEXT:
                 raise ValueError(f"unique key {key!r} of {self.name} must be a declared text key")
 
-    def key_type(self, key: str) -> KeyType:
-        """The declared type of `key`; raises InvalidQuery-compatible KeyError when unknown."""
-        try:
-            return self.keys[key]
-        except KeyError:
-            raise KeyError(key) from None
-
 
 def _as_list(value: Any) -> list[Any]:
     if value is None:
@@ -108,7 +101,11 @@ def extract_keys(spec: CollectionSpec, body: Mapping[str, Any]) -> dict[str, lis
 
     Values are de-duplicated (order kept) so a document never carries the same index row twice.
     """
-    raw = spec.extract(body)
+    try:
+        raw = spec.extract(body)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # Extractors read client data; a value they cannot index is the client's error.
+        raise InvalidDocument(f"cannot index document of {spec.name}: {exc}") from exc
     out: dict[str, list[Any]] = {}
     total = 0
     for key, value in raw.items():

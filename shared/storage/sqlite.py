@@ -236,7 +236,9 @@ class SQLiteStore(Store):
             where += self._predicate(spec, pred, args)
         if query.cursor and not for_count:
             values, last_id = decode_cursor(spec.name, query.sort, query.cursor)
-            where.append(after(columns, values, last_id, _SQL_KEYSET.bind(args)))
+            cond, cond_args = after(columns, values, last_id, _SQL_KEYSET)
+            where.append(cond)
+            args.extend(cond_args)
         if for_count:
             sql = f"SELECT count(*) FROM {_q(spec.name)} d WHERE {' AND '.join(where)}"
             return sql, args, columns
@@ -366,24 +368,24 @@ class SQLiteStore(Store):
                 ) from None
 
 
-class _SqlKeyset:
-    """Keyset pieces as SQL text, appending bound values to a shared argument list."""
-
-    def bind(self, args: list[Any]) -> KeysetOps[str]:
-        def val(v: Any) -> str:
-            args.append(v)
-            return "?"
-
-        return KeysetOps(
-            is_null=lambda c: f"{c} IS NULL",
-            not_null=lambda c: f"{c} IS NOT NULL",
-            eq=lambda c, v: f"{c}={val(v)}",
-            gt=lambda c, v: f"{c}>{val(v)}",
-            lt=lambda c, v: f"{c}<{val(v)}",
-            id_gt=lambda v: f"d.id>{val(v)}",
-            all_of=lambda xs: "(" + " AND ".join(xs) + ")" if xs else "1",
-            any_of=lambda xs: "(" + " OR ".join(xs) + ")" if xs else "0",
-        )
+# Keyset pieces as (SQL, arguments) fragments: a piece may appear in several branches, so
+# each carries its own arguments rather than appending to a shared list once.
+Fragment = tuple[str, tuple[Any, ...]]
 
 
-_SQL_KEYSET = _SqlKeyset()
+def _join(word: str, empty: str, parts: list[Fragment]) -> Fragment:
+    if not parts:
+        return empty, ()
+    return "(" + f" {word} ".join(p[0] for p in parts) + ")", sum((p[1] for p in parts), ())
+
+
+_SQL_KEYSET: KeysetOps[Fragment] = KeysetOps(
+    is_null=lambda c: (f"{c} IS NULL", ()),
+    not_null=lambda c: (f"{c} IS NOT NULL", ()),
+    eq=lambda c, v: (f"{c}=?", (v,)),
+    gt=lambda c, v: (f"{c}>?", (v,)),
+    lt=lambda c, v: (f"{c}<?", (v,)),
+    id_gt=lambda v: ("d.id>?", (v,)),
+    all_of=lambda xs: _join("AND", "1", xs),
+    any_of=lambda xs: _join("OR", "0", xs),
+)

@@ -1,0 +1,460 @@
+"""MongoDB adapter (PyMongo's async API), correct on servers without transactions.
+
+FerretDB v1 and standalone mongod have no multi-document transactions, so a batch is made
+atomic by a commit record (see mongo_txn.py and docs/storage.md): readers decide, document
+by document, whether a batch's writes are visible from that one record, so nobody ever sees
+half a batch. Single writes without events are one compare-and-set on the document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from shared.storage.codec import from_micros, matches, micros
+from shared.storage.errors import (
+    AlreadyExists,
+    InvalidQuery,
+    RecordDeleted,
+    RecordNotFound,
+    StoreUnavailable,
+    UniqueViolation,
+    VersionConflict,
+)
+from shared.storage.model import Event, Page, Record, StoredEvent, WriteOp
+from shared.storage.mongo_filters import (
+    compare,
+    keyset_filter,
+    predicate_filter,
+    sort_fields,
+    sort_position,
+    sorter,
+    state_keys,
+)
+from shared.storage.port import Store
+from shared.storage.prepare import Prepared, check_events, prepare
+from shared.storage.query import Query, decode_cursor, encode_cursor, validate
+from shared.storage.schema import CollectionSpec, KeyType
+
+Doc = dict[str, Any]
+STATE_FIELDS = ("v", "del", "at", "body", "k", "s")
+CLAIM_STALE_SECONDS = 30  # a unique claim this old whose holder lacks the value is a leftover
+
+
+def now_micros() -> int:
+    """Wall-clock epoch microseconds (the batch protocol compares these across processes
+    of one host; see docs/storage.md)."""
+    return time.time_ns() // 1000
+
+
+def state_of(p: Prepared, version: int, at: int) -> Doc:
+    """The stored state of a prepared write at a version."""
+    keys: dict[str, list[Any]] = {}
+    for key, values in p.keys.items():
+        if p.spec.keys[key] is KeyType.SPAN:
+            keys[key] = [{"lo": lo, "hi": hi} for lo, hi in values]
+        else:
+            keys[key] = list(values)
+    return {
+        "v": version,
+        "del": p.op == "delete",
+        "at": at,
+        "body": p.body,
+        "k": keys,
+        "s": {k: {"lo": lo, "hi": hi} for k, (lo, hi) in p.sort.items()},
+    }
+
+
+def current_state(doc: Mapping[str, Any]) -> Doc:
+    """The state fields of a stored document."""
+    return {f: doc.get(f) for f in STATE_FIELDS}
+
+
+class MongoStore(Store):
+    """The production store: MongoDB (replica set or sharded) or any wire-compatible server."""
+
+    kind = "mongodb"
+
+    def __init__(self, url: str, specs: Sequence[CollectionSpec]) -> None:
+        super().__init__(specs)
+        self.url = url
+        self._client: AsyncMongoClient[Doc] | None = None
+        self._db: AsyncDatabase[Doc] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            self.url, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True
+        )
+        db = client.get_default_database(default="huimin")
+        try:
+            for spec in self.specs.values():
+                await self._create_indexes(db, spec)
+            await db["_txns"].create_index([("state", ASCENDING), ("at", ASCENDING)])
+            await db["_txns"].create_index([("cs", ASCENDING)])
+        except PyMongoError as exc:
+            await client.close()
+            raise StoreUnavailable(f"MongoDB store unreachable: {exc}") from exc
+        self._client, self._db = client, db
+        from shared.storage import mongo_txn
+
+        await mongo_txn.sweep(self)
+        self._sweeper = asyncio.create_task(mongo_txn.sweep_forever(self))
+
+    @staticmethod
+    async def _create_indexes(db: AsyncDatabase[Doc], spec: CollectionSpec) -> None:
+        coll = db[spec.name]
+        for key, kind in spec.keys.items():
+            # One index per predicate path (the storage contract: every search is indexed).
+            paths = [f"k.{key}.lo", f"k.{key}.hi"] if kind is KeyType.SPAN else [f"k.{key}"]
+            paths += [f"s.{key}.lo", f"s.{key}.hi"]
+            for path in paths:
+                await coll.create_index([(path, ASCENDING)])
+        await coll.create_index([("_tx", ASCENDING)])
+        await coll.create_index([("_cs", ASCENDING)])
+        await db[spec.name + "__h"].create_index([("id", ASCENDING), ("v", ASCENDING)])
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = self._db = None
+
+    @property
+    def db(self) -> AsyncDatabase[Doc]:
+        """The database handle (StoreUnavailable before open)."""
+        if self._db is None:
+            raise StoreUnavailable("the MongoDB store is not open")
+        return self._db
+
+    def coll(self, name: str) -> AsyncCollection[Doc]:
+        """A raw collection handle (only the adapter's own modules use it)."""
+        return self.db[name]
+
+    async def ping(self) -> None:
+        try:
+            await self.db.command("ping")
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB store unreachable: {exc}") from exc
+
+    # --- visibility --------------------------------------------------------------------
+
+    async def _txn_states(self, ids: set[str]) -> dict[str, Doc]:
+        if not ids:
+            return {}
+        found = self.coll("_txns").find({"_id": {"$in": sorted(ids)}}, {"ops": 0})
+        return {t["_id"]: t async for t in found}
+
+    @staticmethod
+    def visible(doc: Mapping[str, Any], txns: Mapping[str, Doc], as_of: int) -> Doc | None:
+        """The state a reader that started at `as_of` sees, or None if the document does not
+        exist for it. A batch's writes are visible only if it committed before `as_of`."""
+        tx = doc.get("_tx")
+        if tx is not None:
+            t = txns.get(tx)
+            if t is not None and t.get("cs") is not None and t["cs"] <= as_of:
+                return current_state(doc)
+            prev: Doc | None = doc.get("_prev")
+            return prev
+        cs = doc.get("_cs")
+        if cs is not None and cs > as_of:
+            return doc.get("_prev")
+        return current_state(doc)
+
+    async def _resolve(self, docs: Sequence[Doc], as_of: int) -> list[tuple[Doc, Doc | None]]:
+        txns = await self._txn_states({d["_tx"] for d in docs if d.get("_tx") is not None})
+        return [(d, self.visible(d, txns, as_of)) for d in docs]
+
+    # --- reads -------------------------------------------------------------------------
+
+    @staticmethod
+    def record(collection: str, id: str, state: Mapping[str, Any]) -> Record:
+        """A Record from a stored state."""
+        return Record(collection, id, state["v"], bool(state["del"]), from_micros(state["at"]),
+                      json.loads(state["body"]))
+
+    async def get(self, collection: str, id: str, *, include_deleted: bool = False) -> Record:
+        self.spec(collection)
+        as_of = now_micros()
+        try:
+            doc = await self.coll(collection).find_one({"_id": id})
+        except PyMongoError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        state = (await self._resolve([doc], as_of))[0][1] if doc else None
+        if state is None:
+            raise RecordNotFound(f"{collection}/{id} not found")
+        rec = self.record(collection, id, state)
+        if rec.deleted and not include_deleted:
+            raise RecordDeleted(f"{collection}/{id} was deleted", version=rec.version)
+        return rec
+
+    async def get_version(self, collection: str, id: str, version: int) -> Record:
+        current = await self.get(collection, id, include_deleted=True)
+        if current.version == version:
+            return current
+        if version < current.version:
+            h = await self.coll(collection + "__h").find_one({"_id": f"{id}|{version}"})
+            if h is not None:
+                return self.record(collection, id, h)
+        raise RecordNotFound(f"{collection}/{id} has no version {version}")
+
+    async def history(
+        self, collection: str, id: str, *, limit: int = 50, before_version: int | None = None
+    ) -> list[Record]:
+        try:
+            current = await self.get(collection, id, include_deleted=True)
+        except RecordNotFound:
+            return []
+        top = min(current.version + 1, before_version or 2**62)
+        limit = max(0, min(limit, 1000))
+        out: dict[int, Record] = {}
+        if current.version < top:
+            out[current.version] = current
+        found = (self.coll(collection + "__h").find({"id": id, "v": {"$lt": top}})
+                 .sort("v", -1).limit(limit))
+        async for h in found:
+            out.setdefault(h["v"], self.record(collection, id, h))
+        return [out[v] for v in sorted(out, reverse=True)][:limit]
+
+    def _filter(self, spec: CollectionSpec, query: Query) -> dict[str, Any]:
+        parts: list[dict[str, Any]] = [{"del": False}]
+        parts += [predicate_filter(spec, p) for p in query.where]
+        return {"$and": parts}
+
+    async def search(self, collection: str, query: Query) -> Page:
+        spec = self.spec(collection)
+        validate(spec, query)
+        as_of = now_micros()
+        position = decode_cursor(collection, query.sort, query.cursor) if query.cursor else None
+        base = self._filter(spec, query)
+        flt = base if position is None else {
+            "$and": [base, keyset_filter(query.sort, *position)]}
+        order = [(f, -1 if d else 1) for f, d in sort_fields(query.sort)] + [("_id", 1)]
+        try:
+            # Documents of in-flight or just-committed batches first (normally none), then
+            # the page; a document seen in both counts once.
+            suspects = await self._suspects(collection, as_of)
+            docs = [d async for d in self.coll(collection).find(flt).sort(order)
+                    .limit(query.limit + 1)]
+        except PyMongoError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        candidates: dict[str, Doc] = {}
+        for doc, state in await self._resolve(docs + suspects, as_of):
+            if state is None or state["del"] or doc["_id"] in candidates:
+                continue
+            in_batch = doc.get("_tx") is not None or (doc.get("_cs") or 0) > as_of
+            if in_batch and not (
+                all(matches(spec, state_keys(spec, state), p) for p in query.where)
+                and (position is None or compare(
+                    query.sort, (sort_position(state, query.sort), doc["_id"]),
+                    (list(position[0]), position[1])) > 0)
+            ):
+                continue
+            candidates[doc["_id"]] = state
+        ordered = sorted(candidates.items(),
+                         key=lambda kv: sorter(query.sort)((sort_position(kv[1], query.sort),
+                                                            kv[0])))
+        page = ordered[: query.limit]
+        cursor = None
+        if len(ordered) > query.limit and page:
+            last_id, last = page[-1]
+            cursor = encode_cursor(collection, query.sort, sort_position(last, query.sort),
+                                   last_id)
+        total = await self.count(collection, query.where) if query.count else None
+        return Page([self.record(collection, i, s) for i, s in page], cursor, total)
+
+    async def _suspects(self, collection: str, as_of: int) -> list[Doc]:
+        """Documents whose visible state may differ from their stored one for this reader."""
+        flt = {"$or": [{"_tx": {"$ne": None}}, {"_cs": {"$gt": as_of}}]}
+        return [d async for d in self.coll(collection).find(flt)]
+
+    async def count(self, collection: str, where: Sequence[Any] = ()) -> int:
+        spec = self.spec(collection)
+        query = Query(where=where)
+        validate(spec, query)
+        as_of = now_micros()
+        try:
+            suspects = await self._suspects(collection, as_of)
+            clean = await self.coll(collection).count_documents({
+                "$and": [self._filter(spec, query), {"_id": {"$nin": [d["_id"] for d in suspects]}}]
+            })
+        except PyMongoError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        extra = sum(
+            1 for _, s in await self._resolve(suspects, as_of)
+            if s is not None and not s["del"]
+            and all(matches(spec, state_keys(spec, s), p) for p in where)
+        )
+        return clean + extra
+
+    async def explain(self, collection: str, query: Query) -> str:
+        spec = self.spec(collection)
+        validate(spec, query)
+        order = dict((f, -1 if d else 1) for f, d in sort_fields(query.sort))
+        cmd = {"find": collection, "filter": self._filter(spec, query), "limit": query.limit + 1}
+        if order:
+            cmd["sort"] = order
+        result = await self.db.command("explain", cmd)
+        return json.dumps(result, default=str, indent=1)
+
+    async def events(self, after: int = 0, limit: int = 100) -> list[StoredEvent]:
+        from shared.storage import mongo_txn
+
+        return await mongo_txn.read_events(self, after, max(0, min(limit, 1000)))
+
+    # --- writes ------------------------------------------------------------------------
+
+    async def write(self, ops: Sequence[WriteOp], events: Sequence[Event] = ()) -> list[Record]:
+        prepared = prepare(self.specs, ops)
+        evs = check_events(events)
+        from shared.storage import mongo_txn
+
+        try:
+            if len(prepared) == 1 and not evs:
+                return [await self._write_one(prepared[0])]
+            return await mongo_txn.write_batch(self, prepared, evs)
+        except DuplicateKeyError as exc:  # a race the checks above could not see
+            raise VersionConflict(f"concurrent write: {exc}") from exc
+        except PyMongoError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def load_current(self, p: Prepared) -> Doc | None:
+        """The stored document a write will replace, with any finished batch settled first."""
+        from shared.storage import mongo_txn
+
+        coll = self.coll(p.spec.name)
+        doc = await coll.find_one({"_id": p.id})
+        if doc is not None and doc.get("_tx") is not None:
+            await mongo_txn.settle(self, doc["_tx"])
+            doc = await coll.find_one({"_id": p.id})
+            if doc is not None and doc.get("_tx") is not None:
+                raise VersionConflict(f"{p.spec.name}/{p.id} is part of a batch in progress;"
+                                      " retry", busy=True)
+        return doc
+
+    @staticmethod
+    def check(p: Prepared, doc: Mapping[str, Any] | None) -> int:
+        """The version this write creates (0: nothing to do); raises on a failed precondition."""
+        name = f"{p.spec.name}/{p.id}"
+        if p.op == "create":
+            if doc is not None:
+                raise AlreadyExists(f"{name} already exists", id=p.id)
+            return 1
+        if doc is None:
+            raise RecordNotFound(f"{name} not found")
+        if p.expected_version is not None and p.expected_version != doc["v"]:
+            raise VersionConflict(f"{name} is at version {doc['v']}, not {p.expected_version}",
+                                  current_version=doc["v"])
+        if p.op == "delete" and doc["del"]:
+            return 0
+        return int(doc["v"]) + 1
+
+    async def _write_one(self, p: Prepared) -> Record:
+        doc = await self.load_current(p)
+        version = self.check(p, doc)
+        now = datetime.now(UTC)
+        at = micros(now)
+        if version == 0:
+            assert doc is not None
+            return Record(p.spec.name, p.id, doc["v"], True, from_micros(doc["at"]), {})
+        coll = self.coll(p.spec.name)
+        new = state_of(p, version, at)
+        held = self.unique_values(p.spec, doc)
+        claimed = await self.claim(p, held)
+        try:
+            if doc is None:
+                try:
+                    await coll.insert_one({"_id": p.id, **new})
+                except DuplicateKeyError:
+                    raise AlreadyExists(f"{p.spec.name}/{p.id} already exists", id=p.id) from None
+            else:
+                await self.save_history(p.spec.name, p.id, current_state(doc))
+                res = await coll.replace_one({"_id": p.id, "v": doc["v"], "_tx": None}, new)
+                if res.matched_count == 0:
+                    raise VersionConflict(f"{p.spec.name}/{p.id} changed concurrently")
+        except BaseException:
+            await self.release(p.spec.name, p.id, claimed)
+            raise
+        await self.save_history(p.spec.name, p.id, new)
+        await self.release(p.spec.name, p.id, held - set(p.unique_values()))
+        return Record(p.spec.name, p.id, version, p.op == "delete", now, json.loads(p.body))
+
+    async def save_history(self, collection: str, id: str, state: Mapping[str, Any]) -> None:
+        """Record a version in the history collection (idempotent: a version never changes)."""
+        await self.coll(collection + "__h").replace_one(
+            {"_id": f"{id}|{state['v']}"},
+            {"id": id, **{f: state[f] for f in ("v", "del", "at", "body")}}, upsert=True)
+
+    # --- unique claims: one document per (key, value), _id-unique on every server ------
+
+    @staticmethod
+    def unique_values(spec: CollectionSpec, state: Mapping[str, Any] | None) -> set[tuple[str, str]]:
+        """(key, value) pairs a stored state holds under the collection's unique keys."""
+        if state is None or state.get("del"):
+            return set()
+        keys = state.get("k") or {}
+        return {(k, v) for k in spec.unique for v in keys.get(k, [])}
+
+    async def claim(self, p: Prepared, held: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Claim the unique values `p` needs and does not hold yet; returns the new claims."""
+        claims = self.coll(p.spec.name + "__u")
+        new: set[tuple[str, str]] = set()
+        try:
+            for key, value in set(p.unique_values()) - held:
+                cid = json.dumps([key, value], ensure_ascii=False)
+                try:
+                    await claims.insert_one({"_id": cid, "id": p.id, "at": now_micros()})
+                    new.add((key, value))
+                    continue
+                except DuplicateKeyError:
+                    pass
+                c = await claims.find_one({"_id": cid})
+                if c is not None and c["id"] == p.id:
+                    continue
+                if c is not None and await self._stale(p.spec, c, key, value):
+                    res = await claims.update_one({"_id": cid, "id": c["id"], "at": c["at"]},
+                                                  {"$set": {"id": p.id, "at": now_micros()}})
+                    if res.matched_count:
+                        new.add((key, value))
+                        continue
+                holder = c["id"] if c else None
+                raise UniqueViolation(f"{key} {value!r} is already used by "
+                                      f"{p.spec.name}/{holder}", key=key, existing_id=holder)
+        except BaseException:
+            await self.release(p.spec.name, p.id, new)
+            raise
+        return new
+
+    async def _stale(self, spec: CollectionSpec, claim: Mapping[str, Any], key: str,
+                     value: str) -> bool:
+        if now_micros() - claim["at"] < CLAIM_STALE_SECONDS * 1_000_000:
+            return False  # its holder may still be writing
+        doc = await self.coll(spec.name).find_one({"_id": claim["id"]})
+        if doc is None:
+            return True
+        holders = [current_state(doc), doc.get("_prev")] if doc.get("_tx") else [doc]
+        return not any((key, value) in self.unique_values(spec, s) for s in holders)
+
+    async def release(self, collection: str, id: str, values: set[tuple[str, str]]) -> None:
+        """Give up claims (only those `id` still holds)."""
+        for key, value in values:
+            await self.coll(collection + "__u").delete_one(
+                {"_id": json.dumps([key, value], ensure_ascii=False), "id": id})

@@ -1,0 +1,114 @@
+"""Predicates, sort and keyset conditions as MongoDB filters, plus the same in Python.
+
+Document layout (see docs/storage.md): `k.<key>` holds the stored key values (an array;
+spans as {lo, hi} sub-documents), `s.<key>.lo|hi` the smallest/largest value for sorting.
+Range-type predicates use `$elemMatch` so that both bounds hold for one value of an array.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shared.storage.codec import TOP, micros, stored
+from shared.storage.keyset import KeysetOps, after
+from shared.storage.query import AllOf, Eq, In, Predicate, Prefix, Range, Sort, Span
+from shared.storage.schema import CollectionSpec, KeyType
+
+_OPS = {"gt": "$gt", "ge": "$gte", "lt": "$lt", "le": "$lte"}
+
+
+def predicate_filter(spec: CollectionSpec, pred: Predicate, base: str = "k") -> dict[str, Any]:
+    """The filter for one predicate on the key values under `base`."""
+    kind = spec.keys[pred.key]
+    path = f"{base}.{pred.key}"
+    if isinstance(pred, Eq):
+        return {path: stored(kind, pred.value)}
+    if isinstance(pred, In):
+        return {path: {"$in": [stored(kind, v) for v in pred.values]}}
+    if isinstance(pred, Prefix):
+        return {path: {"$elemMatch": {"$gte": pred.value, "$lt": pred.value + TOP}}}
+    if isinstance(pred, AllOf):
+        return {path: {"$all": list(dict.fromkeys(pred.values))}}
+    if isinstance(pred, Range):
+        pairs = (("gt", pred.gt), ("ge", pred.ge), ("lt", pred.lt), ("le", pred.le))
+        cond = {_OPS[o]: stored(kind, b) for o, b in pairs if b is not None}
+        return {path: {"$elemMatch": cond}}
+    assert isinstance(pred, Span)
+    elem: dict[str, Any] = {}
+    if pred.low.items():
+        elem["lo"] = {_OPS[o]: micros(b) for o, b in pred.low.items()}
+    if pred.high.items():
+        elem["hi"] = {_OPS[o]: micros(b) for o, b in pred.high.items()}
+    return {path: {"$elemMatch": elem}}
+
+
+def sort_fields(sort: Sequence[Sort]) -> list[tuple[str, bool]]:
+    """(field, descending) per sort key: ascending on the smallest value, descending on the
+    largest."""
+    return [(f"s.{s.key}.{'hi' if s.descending else 'lo'}", s.descending) for s in sort]
+
+
+def _and(xs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"$and": xs} if xs else {}
+
+
+def _or(xs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"$or": xs} if xs else {"_id": {"$in": []}}
+
+
+MONGO_KEYSET: KeysetOps[dict[str, Any]] = KeysetOps(
+    is_null=lambda f: {f: None},
+    not_null=lambda f: {f: {"$ne": None}},
+    eq=lambda f, v: {f: v},
+    gt=lambda f, v: {f: {"$gt": v}},
+    lt=lambda f, v: {f: {"$lt": v}},
+    id_gt=lambda v: {"_id": {"$gt": v}},
+    all_of=_and,
+    any_of=_or,
+)
+
+
+def keyset_filter(sort: Sequence[Sort], values: Sequence[Any], last_id: str) -> dict[str, Any]:
+    """Filter for documents after the cursor position."""
+    return after(sort_fields(sort), values, last_id, MONGO_KEYSET)
+
+
+# --- the same order in Python (for the few documents of in-flight batches) ----------------
+
+
+def state_keys(spec: CollectionSpec, state: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Stored keys of a document state, spans back as (lo, hi) tuples."""
+    out: dict[str, list[Any]] = {}
+    for key, values in (state.get("k") or {}).items():
+        if spec.keys.get(key) is KeyType.SPAN:
+            out[key] = [(v["lo"], v["hi"]) for v in values]
+        else:
+            out[key] = list(values)
+    return out
+
+
+def sort_position(state: Mapping[str, Any], sort: Sequence[Sort]) -> list[Any]:
+    """The sort values of a document state, as in the cursor."""
+    s = state.get("s") or {}
+    return [(s.get(x.key) or {}).get("hi" if x.descending else "lo") for x in sort]
+
+
+def compare(sort: Sequence[Sort], a: tuple[list[Any], str], b: tuple[list[Any], str]) -> int:
+    """Order two (sort values, id) positions as the database does."""
+    for x, va, vb in zip(sort, a[0], b[0], strict=True):
+        if va == vb:
+            continue
+        if va is None:  # nulls first ascending, last descending
+            return 1 if x.descending else -1
+        if vb is None:
+            return -1 if x.descending else 1
+        less = va < vb
+        return (1 if less else -1) if x.descending else (-1 if less else 1)
+    return (a[1] > b[1]) - (a[1] < b[1])
+
+
+def sorter(sort: Sequence[Sort]) -> Any:
+    """A `key=` function ordering (sort values, id) positions."""
+    return functools.cmp_to_key(lambda a, b: compare(sort, a, b))

@@ -1,0 +1,3 @@
+"""Test-wide fixtures come from the tests.fixtures package (one module per real server)."""
+
+pytest_plugins = ["tests.fixtures.ferretdb", "tests.fixtures.storage"]
