@@ -1,0 +1,310 @@
+"""`python -m tools.devstack` (`make run`): the whole suite on 127.0.0.1, Ctrl-C stops it.
+
+Each part of the suite is one `ProcessSpec` in `PROCESSES`; adding a service is one line.
+Every child runs in its own process group (so Ctrl-C in the terminal reaches only this
+supervisor, which then stops the children in order, and nothing is orphaned), its output
+is streamed here with a name prefix, and it counts as up once its health URL answers 200.
+If any child dies, the rest are stopped and this exits non-zero.
+
+A port can be moved with `HUIMIN_<NAME>_PORT`, e.g. `HUIMIN_GATEWAY_PORT=9000`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+# Variables that describe one process; inherited as-is they would make every child the same
+# service, on the same port, sharing one store.
+_PER_PROCESS_VARS = ("HUIMIN_SERVICE_NAME", "HUIMIN_PORT", "HUIMIN_HOST", "HUIMIN_STORE_URL")
+_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
+
+EXIT_STOPPED = 0
+EXIT_CHILD_FAILED = 1
+EXIT_CANNOT_START = 2
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One process of the dev stack: a Python module run with `-m`, answering on a port."""
+
+    name: str
+    module: str
+    port: int
+    health_path: str = "/healthz"
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def command(self) -> list[str]:
+        """Return the command line that starts this process."""
+        return [sys.executable, "-m", self.module]
+
+
+PROCESSES: tuple[ProcessSpec, ...] = (
+    ProcessSpec("gateway", "gateway", 8000),
+    # Later issues add, one line each:
+    # ProcessSpec("issuer", "tools.devissuer", 8080, "/realms/huimin/.well-known/jwks"),
+    # ProcessSpec("health", "services.health", 8001),
+    # ProcessSpec("registry", "services.registry", 8002),
+    # ProcessSpec("education", "services.education", 8003),
+    # ProcessSpec("tourism", "services.tourism", 8004),
+)
+
+
+def port_for(spec: ProcessSpec, environ: Mapping[str, str]) -> int:
+    """Return the spec's port, or the `HUIMIN_<NAME>_PORT` override."""
+    raw = environ.get(f"HUIMIN_{spec.name.upper()}_PORT")
+    return int(raw) if raw else spec.port
+
+
+def child_environment(
+    port: int, base: Mapping[str, str], extra: Mapping[str, str]
+) -> dict[str, str]:
+    """Return the environment of a child answering on `port`."""
+    env = {k: v for k, v in base.items() if k not in _PER_PROCESS_VARS}
+    env.update(extra)
+    env.update(HUIMIN_HOST=HOST, HUIMIN_PORT=str(port), PYTHONUNBUFFERED="1")
+    return env
+
+
+def port_is_free(port: int) -> bool:
+    """Tell whether nothing listens on HOST:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Child:
+    """A started process of the stack."""
+
+    spec: ProcessSpec
+    port: int
+    colour: str
+    process: asyncio.subprocess.Process
+    pump: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the base URL the child answers on."""
+        return f"http://{HOST}:{self.port}"
+
+
+class DevStack:
+    """Starts, watches and stops the stack's children."""
+
+    def __init__(
+        self,
+        specs: Sequence[ProcessSpec],
+        *,
+        console: Console,
+        environ: Mapping[str, str],
+        startup_timeout: float = STARTUP_TIMEOUT,
+        stop_timeout: float = STOP_TIMEOUT,
+    ) -> None:
+        self.specs = specs
+        self.console = console
+        self.environ = environ
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.children: list[Child] = []
+        self.stop_requested = asyncio.Event()
+        self.kill_now = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Stop gracefully; a second request kills at once."""
+        if self.stop_requested.is_set():
+            self.kill_now.set()
+        self.stop_requested.set()
+
+    async def run(self) -> int:
+        """Run the stack until a signal or a child's death; return the exit code."""
+        ports = {spec.name: port_for(spec, self.environ) for spec in self.specs}
+        busy = [f"{name} ({port})" for name, port in ports.items() if not port_is_free(port)]
+        if busy:
+            self.say(
+                f"port already in use: {', '.join(busy)}; stop what holds it or move it with "
+                "HUIMIN_<NAME>_PORT",
+                style="bold red",
+            )
+            return EXIT_CANNOT_START
+        (REPO_ROOT / "var").mkdir(exist_ok=True)
+        try:
+            for index, spec in enumerate(self.specs):
+                await self._start(spec, ports[spec.name], _COLOURS[index % len(_COLOURS)])
+            if not await self._wait_until_healthy():
+                return EXIT_STOPPED if self.stop_requested.is_set() else EXIT_CHILD_FAILED
+            self.console.print(self._table())
+            return await self._watch()
+        finally:
+            await self._stop_all()
+
+    def say(self, message: str, *, style: str = "bold") -> None:
+        """Print a message of the supervisor itself."""
+        self.console.print(Text.assemble(("devstack | ", "bold"), (message, style)))
+
+    async def _start(self, spec: ProcessSpec, port: int, colour: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            *spec.command(),
+            cwd=REPO_ROOT,
+            env=child_environment(port, self.environ, spec.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            # Own session and process group: the terminal's Ctrl-C reaches only us, and
+            # killpg() later reaches anything the child itself started.
+            start_new_session=True,
+        )
+        child = Child(spec, port, colour, process)
+        child.pump = asyncio.create_task(self._pump(child), name=f"pump-{spec.name}")
+        self.children.append(child)
+        self.say(f"started {spec.name} (pid {process.pid}) on {child.url}", style="")
+
+    async def _pump(self, child: Child) -> None:
+        assert child.process.stdout is not None
+        width = max(len(c.name) for c in self.specs)
+        prefix = f"{child.spec.name:>{width}} | "
+        async for raw in child.process.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            # Text, not markup: a log line containing [brackets] must print verbatim.
+            self.console.print(Text.assemble((prefix, child.colour), line))
+
+    async def _wait_until_healthy(self) -> bool:
+        deadline = time.monotonic() + self.startup_timeout
+        async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
+            pending = list(self.children)
+            while pending:
+                if self.stop_requested.is_set():
+                    return False
+                for child in list(pending):
+                    if child.process.returncode is not None:
+                        self.say(
+                            f"{child.spec.name} exited with {child.process.returncode} "
+                            "during startup",
+                            style="bold red",
+                        )
+                        return False
+                    if await _answers(client, child.url + child.spec.health_path):
+                        pending.remove(child)
+                if time.monotonic() > deadline:
+                    names = ", ".join(c.spec.name for c in pending)
+                    self.say(
+                        f"not healthy after {self.startup_timeout:g} s: {names}", style="bold red"
+                    )
+                    return False
+                if pending:
+                    await asyncio.sleep(0.1)
+        return True
+
+    def _table(self) -> Table:
+        table = Table(title="Huimin dev stack (Ctrl-C stops it)", title_justify="left")
+        for column in ("part", "url", "pid", "health"):
+            table.add_column(column)
+        for child in self.children:
+            table.add_row(
+                Text(child.spec.name, style=child.colour),
+                child.url,
+                str(child.process.pid),
+                child.url + child.spec.health_path,
+            )
+        return table
+
+    async def _watch(self) -> int:
+        stop = asyncio.create_task(self.stop_requested.wait())
+        exits = {asyncio.create_task(c.process.wait()): c for c in self.children}
+        done, _ = await asyncio.wait([stop, *exits], return_when=asyncio.FIRST_COMPLETED)
+        for task in [stop, *exits]:
+            if task not in done:
+                task.cancel()
+        if stop in done:
+            self.say("stopping")
+            return EXIT_STOPPED
+        dead = [exits[task] for task in done if task in exits]
+        for child in dead:
+            self.say(
+                f"{child.spec.name} exited with {child.process.returncode}; stopping the rest",
+                style="bold red",
+            )
+        return EXIT_CHILD_FAILED
+
+    async def _stop_all(self) -> None:
+        # Reverse start order: the gateway goes before the services it routes to.
+        for child in reversed(self.children):
+            _signal_group(child.process, signal.SIGTERM)
+        if self.children:
+            # Done when every child exited, or a second Ctrl-C asks to kill at once.
+            waiting: list[asyncio.Future[Any]] = [
+                asyncio.ensure_future(asyncio.gather(*(c.process.wait() for c in self.children))),
+                asyncio.ensure_future(self.kill_now.wait()),
+            ]
+            await asyncio.wait(
+                waiting, timeout=self.stop_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            for future in waiting:
+                future.cancel()
+        for child in self.children:
+            if child.process.returncode is None:
+                self.say(f"{child.spec.name} did not stop in time; killing it", style="bold red")
+            # Also reaches grandchildren left in the group after the leader exited.
+            _signal_group(child.process, signal.SIGKILL)
+        for child in self.children:
+            await child.process.wait()
+            if child.pump is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(child.pump, timeout=2.0)
+        self.say("stopped")
+
+
+def _signal_group(process: asyncio.subprocess.Process, signum: signal.Signals) -> None:
+    # The child leads its own group (start_new_session), so its pgid is its pid.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+async def _answers(client: httpx.AsyncClient, url: str) -> bool:
+    try:
+        response = await client.get(url)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+async def main_async(specs: Sequence[ProcessSpec] = PROCESSES) -> int:
+    """Run the dev stack with signal handling; return the exit code."""
+    stack = DevStack(
+        specs, console=Console(highlight=False, soft_wrap=True), environ=dict(os.environ)
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stack.request_stop)
+    return await stack.run()
+
+
+def main() -> None:
+    """Entry point of `python -m tools.devstack`."""
+    raise SystemExit(asyncio.run(main_async()))
+
+
+if __name__ == "__main__":
+    main()
