@@ -22,7 +22,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Annotated, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Annotated, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -45,6 +45,7 @@ from shared.errors import (
 from shared.logging import configure_logging, request_id_var
 from shared.metrics import HttpMetrics, MetricsMiddleware, new_registry
 from shared.settings import Settings, get_settings
+from shared.storage import Store
 from shared.telemetry import Telemetry, setup_telemetry
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ DEFAULT_READINESS_TIMEOUT = 2.0
 
 @runtime_checkable
 class StoreLike(Protocol):
-    """The lifecycle part of `shared.storage.Store` that the app factory relies on."""
+    """The lifecycle part of `shared.storage.Store`: all the app factory relies on."""
 
     async def open(self) -> None:
         """Connect (create files, pools...)."""
@@ -70,7 +71,7 @@ class StoreLike(Protocol):
 
 
 StoreFactory: TypeAlias = Callable[[str], StoreLike]
-"""Builds an unopened store from a URL: `shared.storage.open_store` has this shape."""
+"""Builds an unopened store from a URL, e.g. `lambda url: open_store(url, SPECS)`."""
 
 ReadinessCheck: TypeAlias = Callable[[], Awaitable[object]]
 """Raises (or times out) when a dependency is not reachable."""
@@ -104,26 +105,18 @@ class ReadyStatus(BaseModel):
     checks: dict[str, str]
 
 
-def lazy_open_store(url: str) -> StoreLike:
-    """Open `url` with `shared.storage.open_store`, imported only when first needed."""
-    import importlib
-
-    storage = importlib.import_module("shared.storage")
-    store: StoreLike = storage.open_store(url)
-    return store
-
-
-def get_store(request: Request) -> StoreLike:
+def get_store(request: Request) -> Store:
     """Return the app's open store (FastAPI dependency)."""
     store: StoreLike | None = getattr(request.app.state, "store", None)
     if store is None:
         raise RuntimeError(
             "no open store: pass store= to create_app and run the app with its lifespan"
         )
-    return store
+    # Whatever create_app was given: a shared.storage Store in services, a double in tests.
+    return cast(Store, store)
 
 
-StoreDep = Annotated[StoreLike, Depends(get_store)]
+StoreDep = Annotated[Store, Depends(get_store)]
 """The request's store, e.g. `async def read(store: StoreDep) -> ...`."""
 
 
@@ -154,8 +147,9 @@ def create_app(
             if store is not None:
                 opened = store if isinstance(store, StoreLike) else store(settings.store_url)
                 await opened.open()
-                stack.push_async_callback(_forget_store, app)
                 stack.push_async_callback(opened.close)
+                # Runs first (LIFO): /readyz and StoreDep stop using a store being closed.
+                stack.push_async_callback(_forget_store, app)
                 app.state.store = opened
                 app.state.readiness_checks["store"] = opened.ping
             for hook in lifespan_hooks:

@@ -1,0 +1,112 @@
+"""The gateway skeleton: built with the shared factory, runnable as `python -m gateway`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from gateway.app import GatewaySettings, create_gateway_app
+from shared.settings import build_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def gateway_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUIMIN_")}
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_gateway_defaults():
+    settings = build_settings(GatewaySettings)
+    assert (settings.service_name, settings.host, settings.port) == ("gateway", "127.0.0.1", 8000)
+
+
+async def test_gateway_answers_health_and_readiness():
+    app = create_gateway_app(build_settings(GatewaySettings))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        health = await client.get("/healthz")
+        ready = await client.get("/readyz")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "service": "gateway"}
+    # No store of its own: ready as soon as it runs.
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {}}
+    assert app.state.store is None
+
+
+def test_python_m_gateway_refuses_unsafe_production_settings():
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway"],
+        cwd=REPO_ROOT,
+        env=gateway_env(HUIMIN_ENV="production", HUIMIN_PORT=str(free_port())),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "GatewaySettings: invalid configuration" in result.stderr
+    assert "HUIMIN_OIDC_ISSUER is the dev issuer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_python_m_gateway_serves_json_logs_and_stops_on_sigterm():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway"],
+        cwd=REPO_ROOT,
+        env=gateway_env(HUIMIN_PORT=str(port), HUIMIN_LOG_JSON="true", PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        with httpx.Client(trust_env=False, timeout=1) as client:
+            while True:
+                assert process.poll() is None, "gateway exited during startup"
+                try:
+                    response = client.get(
+                        f"http://127.0.0.1:{port}/healthz", headers={"X-Request-ID": "probe-1"}
+                    )
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "gateway did not answer in 30 s"
+                    time.sleep(0.1)
+        assert response.status_code == 200
+        assert response.json()["service"] == "gateway"
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # Uvicorn shuts down gracefully, then re-raises the signal so the exit status tells why.
+    assert process.returncode in (0, -signal.SIGTERM)
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert "Application shutdown complete." in [r["message"] for r in records]
+    assert all(record["service"] == "gateway" for record in records)
+    [access] = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert access["http_path"] == "/healthz"
+    assert access["http_status"] == 200
+    assert access["request_id"] == "probe-1"
