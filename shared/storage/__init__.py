@@ -23,8 +23,13 @@ from shared.storage.query import AllOf, Bounds, Eq, In, Predicate, Prefix, Query
 from shared.storage.schema import CollectionSpec, KeyType
 
 
-def open_store(url: str, specs: Sequence[CollectionSpec] = ()) -> Store:
-    """A store for `sqlite:///path` or `mongodb://...` URLs (call `await store.open()`)."""
+def open_store(url: str, specs: Sequence[CollectionSpec] = (), *,
+               batch_timeout: float = 30.0) -> Store:
+    """A store for `sqlite:///path` or `mongodb://...` URLs (call `await store.open()`).
+
+    `batch_timeout`: MongoDB only; seconds after which a batch left pending by a crashed
+    writer is rolled back.
+    """
     if url.startswith("sqlite:"):
         from shared.storage.sqlite import SQLiteStore
 
@@ -32,7 +37,7 @@ def open_store(url: str, specs: Sequence[CollectionSpec] = ()) -> Store:
     if url.startswith(("mongodb:", "mongodb+srv:")):
         from shared.storage.mongo import MongoStore
 
-        return MongoStore(url, specs)
+        return MongoStore(url, specs, batch_timeout=batch_timeout)
     raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]!r}")
 
 

@@ -34,6 +34,9 @@ from shared.storage.errors import (
 from shared.storage.model import Event, Page, Record, StoredEvent, WriteOp
 from shared.storage.mongo_filters import (
     compare,
+    is_exact,
+    multi_valued,
+    single_valued,
     keyset_filter,
     predicate_filter,
     sort_fields,
@@ -49,6 +52,7 @@ from shared.storage.schema import CollectionSpec, KeyType
 Doc = dict[str, Any]
 STATE_FIELDS = ("v", "del", "at", "body", "k", "s")
 CLAIM_STALE_SECONDS = 30  # a unique claim this old whose holder lacks the value is a leftover
+_MAX_ROUNDS = 20  # reads per page when inexact predicates keep dropping candidates
 
 
 def now_micros() -> int:
@@ -85,9 +89,13 @@ class MongoStore(Store):
 
     kind = "mongodb"
 
-    def __init__(self, url: str, specs: Sequence[CollectionSpec]) -> None:
+    def __init__(self, url: str, specs: Sequence[CollectionSpec], *,
+                 batch_timeout: float = 30.0) -> None:
         super().__init__(specs)
         self.url = url
+        # A pending batch older than this is presumed dead (its writer crashed) and rolled
+        # back by the next writer that meets it or by the sweep.
+        self.batch_timeout_us = int(batch_timeout * 1_000_000)
         self._client: AsyncMongoClient[Doc] | None = None
         self._db: AsyncDatabase[Doc] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -239,45 +247,79 @@ class MongoStore(Store):
         parts += [predicate_filter(spec, p) for p in query.where]
         return {"$and": parts}
 
+    def _admit(self, spec: CollectionSpec, query: Query, doc: Doc, state: Doc | None,
+               as_of: int, position: tuple[list[Any], str] | None) -> bool:
+        """Whether a fetched document belongs in the result, re-checked in Python where the
+        server's answer may be a superset: batch documents (whose visible state may be their
+        previous one) and inexact predicates on multi-valued keys."""
+        if state is None or state["del"]:
+            return False
+        in_batch = doc.get("_tx") is not None or (doc.get("_cs") or 0) > as_of
+        inexact = [p for p in query.where if not is_exact(p)]
+        if not in_batch and not inexact:
+            return True
+        keys = state_keys(spec, state)
+        if not all(matches(spec, keys, p) for p in (query.where if in_batch else inexact)):
+            return False
+        return position is None or not in_batch or compare(
+            query.sort, (sort_position(state, query.sort), doc["_id"]), position) > 0
+
     async def search(self, collection: str, query: Query) -> Page:
         spec = self.spec(collection)
         validate(spec, query)
         as_of = now_micros()
         position = decode_cursor(collection, query.sort, query.cursor) if query.cursor else None
-        base = self._filter(spec, query)
-        flt = base if position is None else {
-            "$and": [base, keyset_filter(query.sort, *position)]}
         order = [(f, -1 if d else 1) for f, d in sort_fields(query.sort)] + [("_id", 1)]
+        exact = all(is_exact(p) for p in query.where)
+        key = sorter(query.sort)
         try:
-            # Documents of in-flight or just-committed batches first (normally none), then
-            # the page; a document seen in both counts once.
+            # Documents of in-flight or just-committed batches (normally none) are judged
+            # in Python; the rest of the page comes from the server in sort order.
             suspects = await self._suspects(collection, as_of)
-            docs = [d async for d in self.coll(collection).find(flt).sort(order)
-                    .limit(query.limit + 1)]
+            found: dict[str, Doc] = {}
+            for doc, state in await self._resolve(suspects, as_of):
+                if self._admit(spec, query, doc, state, as_of, position):
+                    assert state is not None
+                    found[doc["_id"]] = state
+            skip = {"_id": {"$nin": [d["_id"] for d in suspects]}} if suspects else {}
+            need, seek, horizon = query.limit + 1, position, None
+            for _ in range(_MAX_ROUNDS):
+                flt = {"$and": [self._filter(spec, query), skip,
+                                keyset_filter(query.sort, *seek) if seek else {}]}
+                docs = [d async for d in self.coll(collection).find(flt).sort(order).limit(need)]
+                clean = 0
+                for doc, state in await self._resolve(docs, as_of):
+                    if doc["_id"] not in found and self._admit(spec, query, doc, state, as_of,
+                                                               position):
+                        assert state is not None
+                        found[doc["_id"]] = state
+                        clean += 1
+                if exact or len(docs) < need or clean == need:
+                    horizon = None
+                    break
+                # Inexact predicates dropped some candidates: read on from the last one.
+                last = docs[-1]
+                seek = (sort_position(last, query.sort), last["_id"])
+                need -= clean
+                horizon = seek
         except PyMongoError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        candidates: dict[str, Doc] = {}
-        for doc, state in await self._resolve(docs + suspects, as_of):
-            if state is None or state["del"] or doc["_id"] in candidates:
-                continue
-            in_batch = doc.get("_tx") is not None or (doc.get("_cs") or 0) > as_of
-            if in_batch and not (
-                all(matches(spec, state_keys(spec, state), p) for p in query.where)
-                and (position is None or compare(
-                    query.sort, (sort_position(state, query.sort), doc["_id"]),
-                    (list(position[0]), position[1])) > 0)
-            ):
-                continue
-            candidates[doc["_id"]] = state
-        ordered = sorted(candidates.items(),
-                         key=lambda kv: sorter(query.sort)((sort_position(kv[1], query.sort),
+        ordered = sorted(found.items(), key=lambda kv: key((sort_position(kv[1], query.sort),
                                                             kv[0])))
+        if horizon is not None:
+            # Stopped early: serve what lies before the last position read; the cursor
+            # resumes from there.
+            ordered = [kv for kv in ordered
+                       if compare(query.sort, (sort_position(kv[1], query.sort), kv[0]),
+                                  horizon) <= 0]
         page = ordered[: query.limit]
         cursor = None
         if len(ordered) > query.limit and page:
-            last_id, last = page[-1]
-            cursor = encode_cursor(collection, query.sort, sort_position(last, query.sort),
-                                   last_id)
+            last_id, last_state = page[-1]
+            cursor = encode_cursor(collection, query.sort,
+                                   sort_position(last_state, query.sort), last_id)
+        elif horizon is not None:
+            cursor = encode_cursor(collection, query.sort, horizon[0], horizon[1])
         total = await self.count(collection, query.where) if query.count else None
         return Page([self.record(collection, i, s) for i, s in page], cursor, total)
 
@@ -287,15 +329,25 @@ class MongoStore(Store):
         return [d async for d in self.coll(collection).find(flt)]
 
     async def count(self, collection: str, where: Sequence[Any] = ()) -> int:
+        """Exact while no batch is in flight; during one, documents it touches may be
+        counted in either state (their content is never shown half-written)."""
         spec = self.spec(collection)
         query = Query(where=where)
         validate(spec, query)
         as_of = now_micros()
+        inexact = sorted({p.key for p in query.where if not is_exact(p)})
         try:
             suspects = await self._suspects(collection, as_of)
-            clean = await self.coll(collection).count_documents({
-                "$and": [self._filter(spec, query), {"_id": {"$nin": [d["_id"] for d in suspects]}}]
-            })
+            skip = {"_id": {"$nin": [d["_id"] for d in suspects]}}
+            base = [self._filter(spec, query), skip]
+            coll = self.coll(collection)
+            if not inexact:
+                clean = await coll.count_documents({"$and": base})
+            else:
+                clean = await coll.count_documents({"$and": [*base, single_valued(inexact)]})
+                multi = coll.find({"$and": [*base, multi_valued(inexact)]}, {"k": 1})
+                clean += sum([1 async for d in multi
+                              if all(matches(spec, state_keys(spec, d), p) for p in where)])
         except PyMongoError as exc:
             raise StoreUnavailable(str(exc)) from exc
         extra = sum(

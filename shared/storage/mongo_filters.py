@@ -11,7 +11,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.storage.codec import TOP, micros, stored
+from shared.storage.codec import micros, stored
 from shared.storage.keyset import KeysetOps, after
 from shared.storage.query import AllOf, Eq, In, Predicate, Prefix, Range, Sort, Span
 from shared.storage.schema import CollectionSpec, KeyType
@@ -19,29 +19,63 @@ from shared.storage.schema import CollectionSpec, KeyType
 _OPS = {"gt": "$gt", "ge": "$gte", "lt": "$lt", "le": "$lte"}
 
 
-def predicate_filter(spec: CollectionSpec, pred: Predicate, base: str = "k") -> dict[str, Any]:
-    """The filter for one predicate on the key values under `base`."""
+def _regex_escape(text: str) -> str:
+    # Escape only regex metacharacters: servers use PCRE (MongoDB) or RE2 (FerretDB), and RE2
+    # refuses escapes of ordinary characters such as a space, which re.escape produces.
+    return "".join("\\" + ch if ch in _META else ch for ch in text)
+
+
+_META = set("\\.^$|?*+()[]{}")
+
+
+def is_exact(pred: Predicate) -> bool:
+    """Whether the server answers `pred` exactly on multi-valued keys.
+
+    Bounds on one value of an array need `$elemMatch`, which FerretDB v1 evaluates per bound
+    (not per element) and refuses on sub-documents; so two-sided ranges and spans are sent
+    as a superset (each bound on any value) and re-checked here for documents whose key has
+    more than one value. A single bound needs no correlation.
+    """
+    if isinstance(pred, Range):
+        return sum(b is not None for b in (pred.gt, pred.ge, pred.lt, pred.le)) < 2
+    if isinstance(pred, Span):
+        return len(pred.low.items()) + len(pred.high.items()) < 2
+    return True
+
+
+def predicate_filter(spec: CollectionSpec, pred: Predicate) -> dict[str, Any]:
+    """The filter for one predicate (a superset of the answer where `is_exact` is False)."""
     kind = spec.keys[pred.key]
-    path = f"{base}.{pred.key}"
+    path = f"k.{pred.key}"
     if isinstance(pred, Eq):
         return {path: stored(kind, pred.value)}
     if isinstance(pred, In):
         return {path: {"$in": [stored(kind, v) for v in pred.values]}}
     if isinstance(pred, Prefix):
-        return {path: {"$elemMatch": {"$gte": pred.value, "$lt": pred.value + TOP}}}
+        # An anchored, case-sensitive regex: MongoDB answers it from the index as a range.
+        return {path: {"$regex": "^" + _regex_escape(pred.value)}}
     if isinstance(pred, AllOf):
         return {path: {"$all": list(dict.fromkeys(pred.values))}}
     if isinstance(pred, Range):
         pairs = (("gt", pred.gt), ("ge", pred.ge), ("lt", pred.lt), ("le", pred.le))
-        cond = {_OPS[o]: stored(kind, b) for o, b in pairs if b is not None}
-        return {path: {"$elemMatch": cond}}
+        return {path: {_OPS[o]: stored(kind, b) for o, b in pairs if b is not None}}
     assert isinstance(pred, Span)
-    elem: dict[str, Any] = {}
+    out: dict[str, Any] = {}
     if pred.low.items():
-        elem["lo"] = {_OPS[o]: micros(b) for o, b in pred.low.items()}
+        out[f"{path}.lo"] = {_OPS[o]: micros(b) for o, b in pred.low.items()}
     if pred.high.items():
-        elem["hi"] = {_OPS[o]: micros(b) for o, b in pred.high.items()}
-    return {path: {"$elemMatch": elem}}
+        out[f"{path}.hi"] = {_OPS[o]: micros(b) for o, b in pred.high.items()}
+    return out
+
+
+def multi_valued(keys: Sequence[str]) -> dict[str, Any]:
+    """Documents where any of `keys` has two or more values."""
+    return {"$or": [{f"k.{k}.1": {"$exists": True}} for k in keys]}
+
+
+def single_valued(keys: Sequence[str]) -> dict[str, Any]:
+    """Documents where each of `keys` has at most one value."""
+    return {"$and": [{f"k.{k}.1": {"$exists": False}} for k in keys]}
 
 
 def sort_fields(sort: Sequence[Sort]) -> list[tuple[str, bool]]:

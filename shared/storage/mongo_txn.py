@@ -14,7 +14,7 @@ Protocol (details and the proof sketch in docs/storage.md):
    commit still see `_prev`), history is written, old unique claims are released, and the
    record becomes `done` (deleted after a grace period).
 A batch that fails before its commit point is rolled back from `_prev`. A crashed writer's
-batch is finished (committed) or rolled back (pending and older than TX_TIMEOUT) by the next
+batch is finished (committed) or rolled back (pending and older than the store's batch timeout) by the next
 writer that meets one of its documents, and by a periodic sweep in every process.
 """
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TX_TIMEOUT_US = 30 * 1_000_000  # a pending batch older than this is presumed dead
 GRACE_US = 120 * 1_000_000  # finished records are kept this long for slow readers
 GAP_TIMEOUT_US = 10 * 1_000_000  # an outbox seq missing this long was abandoned
 SWEEP_SECONDS = 10.0
@@ -59,7 +58,7 @@ async def write_batch(store: MongoStore, prepared: Sequence[Prepared],
     tx = new_id()
     txns = store.coll("_txns")
     await txns.insert_one({"_id": tx, "state": "pending", "at": now_micros(), "cs": None,
-                           "ops": [[p.spec.name, p.id] for p in prepared]})
+                           "ops": [{"c": p.spec.name, "id": p.id} for p in prepared]})
     claimed: list[tuple[Prepared, set[tuple[str, str]]]] = []
     try:
         for p, doc, version in zip(prepared, docs, versions, strict=True):
@@ -117,7 +116,8 @@ async def finish(store: MongoStore, tx: str) -> None:
     t = await store.coll("_txns").find_one({"_id": tx})
     if t is None or t["state"] != "committed":
         return
-    for name, doc_id in t["ops"]:
+    for op in t["ops"]:
+        name, doc_id = op["c"], op["id"]
         coll = store.coll(name)
         doc = await coll.find_one({"_id": doc_id, "_tx": tx})
         if doc is None:
@@ -142,7 +142,8 @@ async def abort(store: MongoStore, tx: str) -> None:
                                        {"$set": {"state": "aborted"}})
     if t is None:
         return
-    for name, doc_id in t["ops"]:
+    for op in t["ops"]:
+        name, doc_id = op["c"], op["id"]
         coll = store.coll(name)
         doc = await coll.find_one({"_id": doc_id, "_tx": tx})
         if doc is None:
@@ -170,7 +171,7 @@ async def settle(store: MongoStore, tx: str) -> None:
     if t["state"] == "committed":
         await finish(store, tx)
     elif t["state"] == "aborted" or (
-        t["state"] == "pending" and now_micros() - t["at"] > TX_TIMEOUT_US
+        t["state"] == "pending" and now_micros() - t["at"] > store.batch_timeout_us
     ):
         await abort(store, tx)
 
@@ -182,7 +183,7 @@ async def sweep(store: MongoStore) -> None:
     txns = store.coll("_txns")
     now = now_micros()
     stuck = txns.find({"$or": [{"state": {"$in": ["committed", "aborted"]}},
-                               {"state": "pending", "at": {"$lt": now - TX_TIMEOUT_US}}]},
+                               {"state": "pending", "at": {"$lt": now - store.batch_timeout_us}}]},
                       {"_id": 1})
     for t in [t async for t in stuck]:
         await settle(store, t["_id"])

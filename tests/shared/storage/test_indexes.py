@@ -31,29 +31,43 @@ async def filled(store: Store) -> Store:
     return store
 
 
+def predicate_paths(store: Store, query: Query) -> set[str]:
+    """The document paths a MongoDB query filters or sorts on."""
+    kinds = store.spec("people").keys
+    paths = set()
+    for pred in query.where:
+        if isinstance(pred, Span):
+            paths |= {f"k.{pred.key}.lo", f"k.{pred.key}.hi"}
+        else:
+            paths.add(f"k.{pred.key}")
+        assert pred.key in kinds
+    for s in query.sort:
+        paths.add(f"s.{s.key}.{'hi' if s.descending else 'lo'}")
+    return paths
+
+
 @pytest.mark.parametrize("name", sorted(QUERIES))
-async def test_sqlite_plans_search_indexes_never_scan(filled: Store, name: str) -> None:
-    if filled.kind != "sqlite":
-        pytest.skip("SQLite plan (the MongoDB variant is test_mongo_indexes_per_predicate)")
-    plan = await filled.explain("people", QUERIES[name])
-    lines = plan.splitlines()
-    assert any("USING COVERING INDEX people__k_" in ln for ln in lines), plan
-    assert any("USING PRIMARY KEY" in ln for ln in lines), plan
-    assert not any(ln.startswith("SCAN") for ln in lines), plan
-
-
-async def test_mongo_indexes_per_predicate(filled: Store, name: str = "") -> None:
-    if filled.kind != "mongodb":
-        pytest.skip("MongoDB only")
+async def test_every_search_is_served_by_an_index(filled: Store, name: str) -> None:
+    query = QUERIES[name]
+    plan = await filled.explain("people", query)
+    if filled.kind == "sqlite":
+        lines = plan.splitlines()
+        assert any("USING COVERING INDEX people__k_" in ln for ln in lines), plan
+        assert any("USING PRIMARY KEY" in ln for ln in lines), plan
+        assert not any(ln.startswith("SCAN") for ln in lines), plan
+        return
     from shared.storage.mongo import MongoStore
 
     assert isinstance(filled, MongoStore)
+    explained = json.loads(plan)
+    if "winningPlan" in json.dumps(explained.get("queryPlanner", {})):
+        # A real MongoDB server: its planner must pick an index scan.
+        assert "IXSCAN" in plan and "COLLSCAN" not in plan, plan
+        return
+    # FerretDB v1 on SQLite reports `filterPushdown: false`: it evaluates filters itself and
+    # ignores secondary indexes, so the contract there is a documented index per predicate
+    # path (used as soon as the deployment is MongoDB). See docs/storage.md.
+    assert explained.get("filterPushdown") is False, plan
     indexes = await filled.coll("people").index_information()
-    paths = {key for spec in indexes.values() for key, _ in spec["key"]}
-    # every predicate path and every sort path of every key has its own index
-    for key, kind in filled.spec("people").keys.items():
-        wanted = [f"k.{key}.lo", f"k.{key}.hi"] if kind == "span" else [f"k.{key}"]
-        wanted += [f"s.{key}.lo", f"s.{key}.hi"]
-        assert set(wanted) <= paths, (key, sorted(paths))
-    explained = json.loads(await filled.explain("people", QUERIES["eq"]))
-    assert explained.get("ok") == 1.0 or "queryPlanner" in explained, explained
+    indexed = {key for spec in indexes.values() for key, _ in spec["key"]}
+    assert predicate_paths(filled, query) <= indexed, sorted(indexed)
