@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -36,6 +37,8 @@ STOP_TIMEOUT = 10.0
 # service, on the same port, sharing one store.
 _PER_PROCESS_VARS = ("HUIMIN_SERVICE_NAME", "HUIMIN_PORT", "HUIMIN_HOST", "HUIMIN_STORE_URL")
 _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 EXIT_STOPPED = 0
 EXIT_CHILD_FAILED = 1
@@ -175,6 +178,7 @@ class DevStack:
             # Own session and process group: the terminal's Ctrl-C reaches only us, and
             # killpg() later reaches anything the child itself started.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         child = Child(spec, port, colour, process)
         child.pump = asyncio.create_task(self._pump(child), name=f"pump-{spec.name}")
@@ -276,6 +280,14 @@ class DevStack:
         self.say("stopped")
 
 
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec. If this supervisor is killed outright
+    # (SIGKILL, OOM) it cannot stop anyone, so the kernel sends the child SIGTERM instead.
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _signal_group(process: asyncio.subprocess.Process, signum: signal.Signals) -> None:
     # The child leads its own group (start_new_session), so its pgid is its pid.
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -296,7 +308,8 @@ async def main_async(specs: Sequence[ProcessSpec] = PROCESSES) -> int:
         specs, console=Console(highlight=False, soft_wrap=True), environ=dict(os.environ)
     )
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: closing the terminal must not orphan the children in their own sessions.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stack.request_stop)
     return await stack.run()
 

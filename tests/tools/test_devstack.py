@@ -70,6 +70,8 @@ class Stack:
         if port != GATEWAY_PORT:
             env["HUIMIN_GATEWAY_PORT"] = str(port)
         self.port = port
+        # Every descendant seen, so cleanup reaches them even after they are reparented.
+        self.seen: set[int] = set()
         self.log_path = tmp_path / "devstack.log"
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
@@ -103,13 +105,17 @@ class Stack:
         while "Ctrl-C stops it" not in self.output():
             assert time.monotonic() < deadline, self.output()
             time.sleep(0.05)
+        self.seen |= process_tree(self.process.pid)
 
     def gateway_pid(self) -> int:
         [pid] = [p for p in process_tree(self.process.pid) if "-m gateway" in cmdline(p)]
         return pid
 
     def close(self) -> None:
-        for pid in process_tree(self.process.pid):
+        for pid in self.seen | process_tree(self.process.pid):
+            # Alive and still one of ours (`python -m ...`), not a recycled pid.
+            if not alive(pid) or " -m " not in cmdline(pid):
+                continue
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if self.process.poll() is None:
@@ -189,12 +195,13 @@ def test_ctrl_c_stops_the_whole_tree(start_stack):
     assert "stopped" in output
 
 
-def test_sigterm_stops_the_whole_tree(start_stack):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_a_closed_terminal_stops_the_whole_tree(start_stack, signum):
     port = free_port()
     stack = start_stack(port)
     stack.wait_healthy()
     tree = process_tree(stack.process.pid)
-    stack.process.send_signal(signal.SIGTERM)
+    stack.process.send_signal(signum)
     assert stack.process.wait(timeout=30) == 0
     assert_tree_gone(tree, port)
 
@@ -208,6 +215,16 @@ def test_a_dead_child_stops_the_stack_with_an_error(start_stack):
     assert stack.process.wait(timeout=30) == 1
     assert_tree_gone(tree, port)
     assert "gateway exited with -9" in stack.output()
+
+
+def test_children_stop_even_if_the_supervisor_is_killed(start_stack):
+    port = free_port()
+    stack = start_stack(port)
+    stack.wait_healthy()
+    tree = process_tree(stack.process.pid)
+    stack.process.kill()
+    stack.process.wait(timeout=10)
+    assert_tree_gone(tree, port)
 
 
 def test_a_busy_port_is_reported_before_starting_anything(start_stack):
