@@ -26,7 +26,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Literal, TypeVar, overload
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     client_secret: SecretStr = SecretStr(DEV_CLIENT_SECRET)
     redis_url: str | None = None
     log_level: LogLevel = "INFO"
-    log_json: bool = False
+    log_json: bool = False  # the real default is derived: JSON everywhere but in dev
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     # CI sets this so that tests needing a real server (FerretDB, Keycloak) fail instead of
     # skipping when the server cannot be started.
@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         # Machines read production logs; people read dev logs.
         data.setdefault("log_json", env != Environment.dev)
         return data
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -71,7 +71,9 @@ def test_environment_variables_are_read_with_the_prefix(clean_env):
     clean_env.setenv("HUIMIN_ENV", "test")
     clean_env.setenv("HUIMIN_STORE_URL", "mongodb://127.0.0.1:27017/x")
     clean_env.setenv("HUIMIN_REQUIRE_REAL_SERVICES", "true")
+    clean_env.setenv("HUIMIN_LOG_LEVEL", "debug")
     settings = get_settings(HealthSettings)
+    assert settings.log_level == "DEBUG"
     assert settings.port == 9123
     assert settings.env is Environment.test
     assert settings.store_url == "mongodb://127.0.0.1:27017/x"
