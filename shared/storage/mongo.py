@@ -19,18 +19,10 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from shared.storage.codec import from_micros, matches, micros
-from shared.storage.errors import (
-    AlreadyExists,
-    InvalidQuery,
-    RecordDeleted,
-    RecordNotFound,
-    StoreUnavailable,
-    UniqueViolation,
-    VersionConflict,
-)
+from shared.storage.errors import RecordDeleted, RecordNotFound, StoreUnavailable
 from shared.storage.model import Event, Page, Record, StoredEvent, WriteOp
 from shared.storage.mongo_filters import (
     compare,
@@ -51,7 +43,6 @@ from shared.storage.schema import CollectionSpec, KeyType
 
 Doc = dict[str, Any]
 STATE_FIELDS = ("v", "del", "at", "body", "k", "s")
-CLAIM_STALE_SECONDS = 30  # a unique claim this old whose holder lacks the value is a leftover
 _MAX_ROUNDS = 20  # reads per page when inexact predicates keep dropping candidates
 
 
@@ -99,6 +90,7 @@ class MongoStore(Store):
         self._client: AsyncMongoClient[Doc] | None = None
         self._db: AsyncDatabase[Doc] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.seq_hint: int | None = None  # last outbox sequence number this process used
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -112,8 +104,7 @@ class MongoStore(Store):
         try:
             for spec in self.specs.values():
                 await self._create_indexes(db, spec)
-            await db["_txns"].create_index([("state", ASCENDING), ("at", ASCENDING)])
-            await db["_txns"].create_index([("cs", ASCENDING)])
+            await db["_txns"].create_index([("done", ASCENDING), ("at", ASCENDING)])
         except PyMongoError as exc:
             await client.close()
             raise StoreUnavailable(f"MongoDB store unreachable: {exc}") from exc
@@ -165,10 +156,12 @@ class MongoStore(Store):
 
     # --- visibility --------------------------------------------------------------------
 
-    async def _txn_states(self, ids: set[str]) -> dict[str, Doc]:
+    async def txn_states(self, ids: set[str]) -> dict[str, Doc]:
+        """Decisions of batches: {tx: {"outcome": "committed"|"aborted", "cs": ...}}; a batch
+        without a decision is still pending."""
         if not ids:
             return {}
-        found = self.coll("_txns").find({"_id": {"$in": sorted(ids)}}, {"ops": 0})
+        found = self.coll("_txd").find({"_id": {"$in": sorted(ids)}})
         return {t["_id"]: t async for t in found}
 
     @staticmethod
@@ -178,7 +171,7 @@ class MongoStore(Store):
         tx = doc.get("_tx")
         if tx is not None:
             t = txns.get(tx)
-            if t is not None and t.get("cs") is not None and t["cs"] <= as_of:
+            if t is not None and t["outcome"] == "committed" and t["cs"] <= as_of:
                 return current_state(doc)
             prev: Doc | None = doc.get("_prev")
             return prev
@@ -188,7 +181,7 @@ class MongoStore(Store):
         return current_state(doc)
 
     async def _resolve(self, docs: Sequence[Doc], as_of: int) -> list[tuple[Doc, Doc | None]]:
-        txns = await self._txn_states({d["_tx"] for d in docs if d.get("_tx") is not None})
+        txns = await self.txn_states({d["_tx"] for d in docs if d.get("_tx") is not None})
         return [(d, self.visible(d, txns, as_of)) for d in docs]
 
     # --- reads -------------------------------------------------------------------------
@@ -324,7 +317,13 @@ class MongoStore(Store):
         return Page([self.record(collection, i, s) for i, s in page], cursor, total)
 
     async def _suspects(self, collection: str, as_of: int) -> list[Doc]:
-        """Documents whose visible state may differ from their stored one for this reader."""
+        """Documents whose visible state may differ from their stored one for this reader:
+        those of unfinished batches and of batches that finished after `as_of`. The small
+        `_txns` collection says first whether any such batch exists (normally none), which
+        spares a second query over the collection."""
+        recent = {"$or": [{"done": False}, {"at": {"$gt": as_of}}]}
+        if await self.coll("_txns").find_one(recent, {"_id": 1}) is None:
+            return []
         flt = {"$or": [{"_tx": {"$ne": None}}, {"_cs": {"$gt": as_of}}]}
         return [d async for d in self.coll(collection).find(flt)]
 
@@ -372,141 +371,16 @@ class MongoStore(Store):
 
         return await mongo_txn.read_events(self, after, max(0, min(limit, 1000)))
 
-    # --- writes ------------------------------------------------------------------------
+    # --- writes (mongo_write.py: single writes and claims; mongo_txn.py: batches) -------
 
     async def write(self, ops: Sequence[WriteOp], events: Sequence[Event] = ()) -> list[Record]:
+        from shared.storage import mongo_txn, mongo_write
+
         prepared = prepare(self.specs, ops)
         evs = check_events(events)
-        from shared.storage import mongo_txn
-
         try:
             if len(prepared) == 1 and not evs:
-                return [await self._write_one(prepared[0])]
+                return [await mongo_write.write_one(self, prepared[0])]
             return await mongo_txn.write_batch(self, prepared, evs)
-        except DuplicateKeyError as exc:  # a race the checks above could not see
-            raise VersionConflict(f"concurrent write: {exc}") from exc
         except PyMongoError as exc:
             raise StoreUnavailable(str(exc)) from exc
-
-    async def load_current(self, p: Prepared) -> Doc | None:
-        """The stored document a write will replace, with any finished batch settled first."""
-        from shared.storage import mongo_txn
-
-        coll = self.coll(p.spec.name)
-        doc = await coll.find_one({"_id": p.id})
-        if doc is not None and doc.get("_tx") is not None:
-            await mongo_txn.settle(self, doc["_tx"])
-            doc = await coll.find_one({"_id": p.id})
-            if doc is not None and doc.get("_tx") is not None:
-                raise VersionConflict(f"{p.spec.name}/{p.id} is part of a batch in progress;"
-                                      " retry", busy=True)
-        return doc
-
-    @staticmethod
-    def check(p: Prepared, doc: Mapping[str, Any] | None) -> int:
-        """The version this write creates (0: nothing to do); raises on a failed precondition."""
-        name = f"{p.spec.name}/{p.id}"
-        if p.op == "create":
-            if doc is not None:
-                raise AlreadyExists(f"{name} already exists", id=p.id)
-            return 1
-        if doc is None:
-            raise RecordNotFound(f"{name} not found")
-        if p.expected_version is not None and p.expected_version != doc["v"]:
-            raise VersionConflict(f"{name} is at version {doc['v']}, not {p.expected_version}",
-                                  current_version=doc["v"])
-        if p.op == "delete" and doc["del"]:
-            return 0
-        return int(doc["v"]) + 1
-
-    async def _write_one(self, p: Prepared) -> Record:
-        doc = await self.load_current(p)
-        version = self.check(p, doc)
-        now = datetime.now(UTC)
-        at = micros(now)
-        if version == 0:
-            assert doc is not None
-            return Record(p.spec.name, p.id, doc["v"], True, from_micros(doc["at"]), {})
-        coll = self.coll(p.spec.name)
-        new = state_of(p, version, at)
-        held = self.unique_values(p.spec, doc)
-        claimed = await self.claim(p, held)
-        try:
-            if doc is None:
-                try:
-                    await coll.insert_one({"_id": p.id, **new})
-                except DuplicateKeyError:
-                    raise AlreadyExists(f"{p.spec.name}/{p.id} already exists", id=p.id) from None
-            else:
-                await self.save_history(p.spec.name, p.id, current_state(doc))
-                res = await coll.replace_one({"_id": p.id, "v": doc["v"], "_tx": None}, new)
-                if res.matched_count == 0:
-                    raise VersionConflict(f"{p.spec.name}/{p.id} changed concurrently")
-        except BaseException:
-            await self.release(p.spec.name, p.id, claimed)
-            raise
-        await self.save_history(p.spec.name, p.id, new)
-        await self.release(p.spec.name, p.id, held - set(p.unique_values()))
-        return Record(p.spec.name, p.id, version, p.op == "delete", now, json.loads(p.body))
-
-    async def save_history(self, collection: str, id: str, state: Mapping[str, Any]) -> None:
-        """Record a version in the history collection (idempotent: a version never changes)."""
-        await self.coll(collection + "__h").replace_one(
-            {"_id": f"{id}|{state['v']}"},
-            {"id": id, **{f: state[f] for f in ("v", "del", "at", "body")}}, upsert=True)
-
-    # --- unique claims: one document per (key, value), _id-unique on every server ------
-
-    @staticmethod
-    def unique_values(spec: CollectionSpec, state: Mapping[str, Any] | None) -> set[tuple[str, str]]:
-        """(key, value) pairs a stored state holds under the collection's unique keys."""
-        if state is None or state.get("del"):
-            return set()
-        keys = state.get("k") or {}
-        return {(k, v) for k in spec.unique for v in keys.get(k, [])}
-
-    async def claim(self, p: Prepared, held: set[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Claim the unique values `p` needs and does not hold yet; returns the new claims."""
-        claims = self.coll(p.spec.name + "__u")
-        new: set[tuple[str, str]] = set()
-        try:
-            for key, value in set(p.unique_values()) - held:
-                cid = json.dumps([key, value], ensure_ascii=False)
-                try:
-                    await claims.insert_one({"_id": cid, "id": p.id, "at": now_micros()})
-                    new.add((key, value))
-                    continue
-                except DuplicateKeyError:
-                    pass
-                c = await claims.find_one({"_id": cid})
-                if c is not None and c["id"] == p.id:
-                    continue
-                if c is not None and await self._stale(p.spec, c, key, value):
-                    res = await claims.update_one({"_id": cid, "id": c["id"], "at": c["at"]},
-                                                  {"$set": {"id": p.id, "at": now_micros()}})
-                    if res.matched_count:
-                        new.add((key, value))
-                        continue
-                holder = c["id"] if c else None
-                raise UniqueViolation(f"{key} {value!r} is already used by "
-                                      f"{p.spec.name}/{holder}", key=key, existing_id=holder)
-        except BaseException:
-            await self.release(p.spec.name, p.id, new)
-            raise
-        return new
-
-    async def _stale(self, spec: CollectionSpec, claim: Mapping[str, Any], key: str,
-                     value: str) -> bool:
-        if now_micros() - claim["at"] < CLAIM_STALE_SECONDS * 1_000_000:
-            return False  # its holder may still be writing
-        doc = await self.coll(spec.name).find_one({"_id": claim["id"]})
-        if doc is None:
-            return True
-        holders = [current_state(doc), doc.get("_prev")] if doc.get("_tx") else [doc]
-        return not any((key, value) in self.unique_values(spec, s) for s in holders)
-
-    async def release(self, collection: str, id: str, values: set[tuple[str, str]]) -> None:
-        """Give up claims (only those `id` still holds)."""
-        for key, value in values:
-            await self.coll(collection + "__u").delete_one(
-                {"_id": json.dumps([key, value], ensure_ascii=False), "id": id})

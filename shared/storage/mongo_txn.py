@@ -1,21 +1,22 @@
-"""Atomic batches on MongoDB servers without multi-document transactions.
+"""Atomic batches on MongoDB-protocol servers without multi-document transactions.
 
-Protocol (details and the proof sketch in docs/storage.md):
-1. checks: every document's current version and every unique value are checked before
-   anything is written; a batch that would fail writes nothing.
-2. a transaction record `_txns/{tx}` is inserted with state `pending` and the list of
-   documents it touches;
-3. each document gets its new state in place plus `_tx: tx` and `_prev` (the state before);
-   events are inserted into `_outbox` with `_tx: tx`;
-4. commit point: one single-document update turns the record `committed` with `cs`, the
-   commit time. A reader that started at `as_of` sees a batch's states only if `cs <= as_of`
-   (otherwise `_prev`), and it decides that from the one record, for every document alike;
-5. finish: markers are replaced by `_cs: cs` (kept so that readers that started before the
-   commit still see `_prev`), history is written, old unique claims are released, and the
-   record becomes `done` (deleted after a grace period).
+Protocol (the reasoning is in docs/storage.md):
+1. checks: current versions and preconditions are read and checked first, so a batch that
+   would fail on them writes nothing;
+2. a record `_txns/{tx}` lists the documents the batch touches (for recovery);
+3. each document: its unique values are claimed, its version is claimed by inserting the
+   history entry (tagged with tx), and it is written in place with `_tx: tx` and `_prev`
+   (the state before); events go into `_outbox` with `_tx: tx`;
+4. commit point: inserting the decision `_txd/{tx}` = committed with `cs`, the commit time.
+   An insert against `_id` is the one atomic decision every server makes, so a commit and a
+   recovery's abort can never both win. A reader that started at `as_of` sees the batch's
+   states only if it committed with `cs <= as_of`, and otherwise `_prev`; it decides from the
+   one decision for every document alike, so it never sees half a batch;
+5. finish: markers are replaced by `_cs: cs` (kept so readers that began before the commit
+   still see `_prev`), old unique claims are released, the record is marked done.
 A batch that fails before its commit point is rolled back from `_prev`. A crashed writer's
-batch is finished (committed) or rolled back (pending and older than the store's batch timeout) by the next
-writer that meets one of its documents, and by a periodic sweep in every process.
+batch is finished (committed) or rolled back (no decision and older than the store's batch
+timeout) by the next writer that meets one of its documents, and by a sweep in every process.
 """
 
 from __future__ import annotations
@@ -26,14 +27,21 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared.storage.codec import from_micros, micros, new_id
-from shared.storage.errors import AlreadyExists, VersionConflict
+from shared.storage.errors import VersionConflict
 from shared.storage.model import Record, StoredEvent
+from shared.storage.mongo_write import (
+    check,
+    claim,
+    claim_version,
+    load_current,
+    release,
+    unique_values,
+)
 from shared.storage.prepare import Prepared
 
 if TYPE_CHECKING:
@@ -44,6 +52,7 @@ log = logging.getLogger(__name__)
 GRACE_US = 120 * 1_000_000  # finished records are kept this long for slow readers
 GAP_TIMEOUT_US = 10 * 1_000_000  # an outbox seq missing this long was abandoned
 SWEEP_SECONDS = 10.0
+SEQ_ATTEMPTS = 100
 
 
 async def write_batch(store: MongoStore, prepared: Sequence[Prepared],
@@ -51,50 +60,41 @@ async def write_batch(store: MongoStore, prepared: Sequence[Prepared],
     """Apply a batch atomically (all or nothing, never half visible)."""
     from shared.storage.mongo import current_state, now_micros, state_of
 
-    docs = [await store.load_current(p) for p in prepared]
-    versions = [store.check(p, d) for p, d in zip(prepared, docs, strict=True)]
+    docs = [await load_current(store, p) for p in prepared]
+    versions = [check(p, d) for p, d in zip(prepared, docs, strict=True)]
     now = datetime.now(UTC)
     at = micros(now)
     tx = new_id()
-    txns = store.coll("_txns")
-    await txns.insert_one({"_id": tx, "state": "pending", "at": now_micros(), "cs": None,
-                           "ops": [{"c": p.spec.name, "id": p.id} for p in prepared]})
+    await store.coll("_txns").insert_one({
+        "_id": tx, "at": now_micros(), "done": False,
+        "ops": [{"c": p.spec.name, "id": p.id} for p in prepared]})
     claimed: list[tuple[Prepared, set[tuple[str, str]]]] = []
     try:
         for p, doc, version in zip(prepared, docs, versions, strict=True):
             if version == 0:
                 continue  # deleting a tombstone: nothing changes
-            held = store.unique_values(p.spec, doc)
-            claimed.append((p, await store.claim(p, held)))
-            new = {**state_of(p, version, at), "_tx": tx}
+            held = unique_values(p.spec, current_state(doc) if doc else None)
+            claimed.append((p, await claim(store, p, held)))
+            new = state_of(p, version, at)
+            await claim_version(store, p, new, tx)
             coll = store.coll(p.spec.name)
             if doc is None:
-                try:
-                    await coll.insert_one({"_id": p.id, **new, "_prev": None})
-                except DuplicateKeyError:
-                    raise AlreadyExists(f"{p.spec.name}/{p.id} already exists", id=p.id) from None
+                await coll.insert_one({"_id": p.id, **new, "_tx": tx, "_prev": None})
             else:
-                await store.save_history(p.spec.name, p.id, current_state(doc))
-                res = await coll.replace_one({"_id": p.id, "v": doc["v"], "_tx": None},
-                                             {**new, "_prev": current_state(doc)})
-                if res.matched_count == 0:
-                    raise VersionConflict(f"{p.spec.name}/{p.id} changed concurrently")
-        if events:
-            counter = await store.coll("_counters").find_one_and_update(
-                {"_id": "outbox"}, {"$inc": {"n": len(events)}}, upsert=True,
-                return_document=ReturnDocument.AFTER)
-            first = int(counter["n"]) - len(events) + 1
-            await store.coll("_outbox").insert_many([
-                {"_id": first + i, "type": t, "key": k, "payload": payload, "at": at, "_tx": tx}
-                for i, (t, k, payload) in enumerate(events)])
-        res = await txns.update_one({"_id": tx, "state": "pending"},
-                                    {"$set": {"state": "committed", "cs": now_micros()}})
-        if res.matched_count == 0:
-            raise VersionConflict("the batch was aborted by a recovery sweep; retry")
+                await coll.replace_one({"_id": p.id},
+                                       {**new, "_tx": tx, "_prev": current_state(doc)})
+        for t, k, payload in events:
+            await _append_event(store, {"type": t, "key": k, "payload": payload, "at": at,
+                                        "_tx": tx})
+        try:
+            await store.coll("_txd").insert_one(
+                {"_id": tx, "outcome": "committed", "cs": now_micros()})
+        except DuplicateKeyError:
+            raise VersionConflict("the batch was rolled back by a recovery sweep; retry") from None
     except BaseException:
         with contextlib.suppress(PyMongoError):
             for p, new_claims in claimed:
-                await store.release(p.spec.name, p.id, new_claims)
+                await release(store, p.spec.name, p.id, new_claims)
             await abort(store, tx)
         raise
     await finish(store, tx)
@@ -109,70 +109,99 @@ async def write_batch(store: MongoStore, prepared: Sequence[Prepared],
     return out
 
 
-async def finish(store: MongoStore, tx: str) -> None:
-    """Roll a committed batch forward: clear markers, write history, release old claims."""
-    from shared.storage.mongo import current_state
+async def _append_event(store: MongoStore, event: Doc) -> None:
+    """Insert an outbox event under the next free sequence number. The number is taken by
+    the insert itself (unique `_id`), since `$inc` on a counter is not atomic on FerretDB."""
+    outbox = store.coll("_outbox")
+    for _ in range(SEQ_ATTEMPTS):
+        if store.seq_hint is None:
+            last = await outbox.find_one({}, {"_id": 1}, sort=[("_id", -1)])
+            store.seq_hint = int(last["_id"]) if last else 0
+        store.seq_hint += 1
+        try:
+            await outbox.insert_one({"_id": store.seq_hint, **event})
+            return
+        except DuplicateKeyError:
+            store.seq_hint = None  # another process took it: look again
+    raise VersionConflict("could not allocate an event sequence number; retry")
 
+
+async def _decide(store: MongoStore, tx: str, outcome: str) -> Doc:
+    """Record the batch's outcome unless one is recorded already; returns the recorded one."""
+    from shared.storage.mongo import now_micros
+
+    decision = {"_id": tx, "outcome": outcome, "cs": now_micros()}
+    try:
+        await store.coll("_txd").insert_one(decision)
+        return decision
+    except DuplicateKeyError:
+        found = await store.coll("_txd").find_one({"_id": tx})
+        assert found is not None
+        return found
+
+
+async def finish(store: MongoStore, tx: str) -> None:
+    """Roll a committed batch forward: clear markers, release old unique claims."""
     t = await store.coll("_txns").find_one({"_id": tx})
-    if t is None or t["state"] != "committed":
+    d = await store.coll("_txd").find_one({"_id": tx})
+    if t is None or d is None or d["outcome"] != "committed":
         return
     for op in t["ops"]:
         name, doc_id = op["c"], op["id"]
         coll = store.coll(name)
-        doc = await coll.find_one({"_id": doc_id, "_tx": tx})
-        if doc is None:
+        doc = await coll.find_one({"_id": doc_id})
+        if doc is None or doc.get("_tx") != tx:
             continue
+        await coll.update_one({"_id": doc_id, "_tx": tx}, {"$set": {"_tx": None, "_cs": d["cs"]}})
         spec = store.spec(name)
-        await store.save_history(name, doc_id, current_state(doc))
-        await coll.update_one({"_id": doc_id, "_tx": tx},
-                              {"$set": {"_tx": None, "_cs": t["cs"]}})
-        gone = store.unique_values(spec, doc.get("_prev")) - store.unique_values(spec, doc)
-        await store.release(name, doc_id, gone)
+        gone = unique_values(spec, doc.get("_prev")) - unique_values(spec, doc)
+        await release(store, name, doc_id, gone)
     await store.coll("_outbox").update_many({"_tx": tx}, {"$set": {"_tx": None}})
-    await store.coll("_txns").update_one({"_id": tx, "state": "committed"},
-                                         {"$set": {"state": "done", "done_at": t["cs"]}})
+    await store.coll("_txns").update_one({"_id": tx}, {"$set": {"done": True, "at": d["cs"]}})
 
 
 async def abort(store: MongoStore, tx: str) -> None:
-    """Roll an uncommitted batch back (no-op once it has committed)."""
+    """Roll a batch back unless it committed (then finish it instead)."""
     from shared.storage.mongo import now_micros
 
-    txns = store.coll("_txns")
-    t = await txns.find_one_and_update({"_id": tx, "state": {"$in": ["pending", "aborted"]}},
-                                       {"$set": {"state": "aborted"}})
+    decision = await _decide(store, tx, "aborted")
+    if decision["outcome"] == "committed":
+        await finish(store, tx)
+        return
+    t = await store.coll("_txns").find_one({"_id": tx})
     if t is None:
         return
     for op in t["ops"]:
         name, doc_id = op["c"], op["id"]
         coll = store.coll(name)
-        doc = await coll.find_one({"_id": doc_id, "_tx": tx})
-        if doc is None:
-            continue
-        spec = store.spec(name)
-        prev = doc.get("_prev")
-        if prev is None:
-            await coll.delete_one({"_id": doc_id, "_tx": tx})
-        else:
-            await coll.replace_one({"_id": doc_id, "_tx": tx}, dict(prev))
-        extra = store.unique_values(spec, doc) - store.unique_values(spec, prev)
-        await store.release(name, doc_id, extra)
+        doc = await coll.find_one({"_id": doc_id})
+        if doc is not None and doc.get("_tx") == tx:
+            spec = store.spec(name)
+            prev = doc.get("_prev")
+            if prev is None:
+                await coll.delete_one({"_id": doc_id, "_tx": tx})
+            else:
+                await coll.replace_one({"_id": doc_id, "_tx": tx}, dict(prev))
+            extra = unique_values(spec, doc) - unique_values(spec, prev)
+            await release(store, name, doc_id, extra)
+        # The version it claimed is free again for the next writer.
+        await store.coll(name + "__h").delete_many({"id": doc_id, "tx": tx})
     await store.coll("_outbox").delete_many({"_tx": tx})
-    await txns.update_one({"_id": tx}, {"$set": {"state": "done", "done_at": now_micros()}})
+    await store.coll("_txns").update_one({"_id": tx}, {"$set": {"done": True,
+                                                                "at": now_micros()}})
 
 
 async def settle(store: MongoStore, tx: str) -> None:
     """Help a batch met on a document to its end: finish it if committed, roll it back if it
-    is aborted or presumed dead; leave a live pending batch alone."""
+    is presumed dead; leave a live undecided batch alone."""
     from shared.storage.mongo import now_micros
 
-    t = await store.coll("_txns").find_one({"_id": tx}, {"ops": 0})
-    if t is None:
+    d = await store.coll("_txd").find_one({"_id": tx})
+    if d is not None:
+        await (finish(store, tx) if d["outcome"] == "committed" else abort(store, tx))
         return
-    if t["state"] == "committed":
-        await finish(store, tx)
-    elif t["state"] == "aborted" or (
-        t["state"] == "pending" and now_micros() - t["at"] > store.batch_timeout_us
-    ):
+    t = await store.coll("_txns").find_one({"_id": tx}, {"ops": 0})
+    if t is None or now_micros() - t["at"] > store.batch_timeout_us:
         await abort(store, tx)
 
 
@@ -182,12 +211,15 @@ async def sweep(store: MongoStore) -> None:
 
     txns = store.coll("_txns")
     now = now_micros()
-    stuck = txns.find({"$or": [{"state": {"$in": ["committed", "aborted"]}},
-                               {"state": "pending", "at": {"$lt": now - store.batch_timeout_us}}]},
-                      {"_id": 1})
+    # Only batches older than the timeout: younger ones have a live writer finishing them.
+    stuck = txns.find({"done": False, "at": {"$lt": now - store.batch_timeout_us}}, {"_id": 1})
     for t in [t async for t in stuck]:
         await settle(store, t["_id"])
-    await txns.delete_many({"state": "done", "done_at": {"$lt": now - GRACE_US}})
+    old = [t["_id"] async for t in txns.find({"done": True, "at": {"$lt": now - GRACE_US}},
+                                             {"_id": 1})]
+    if old:
+        await txns.delete_many({"_id": {"$in": old}})
+        await store.coll("_txd").delete_many({"_id": {"$in": old}})
 
 
 async def sweep_forever(store: MongoStore) -> None:
@@ -203,17 +235,16 @@ async def sweep_forever(store: MongoStore) -> None:
 async def read_events(store: MongoStore, after: int, limit: int) -> list[StoredEvent]:
     """Events after `after`, in order, stopping before any that may still appear.
 
-    Sequence numbers are allocated before a batch commits, so a number can be taken but not
-    yet visible; serving past it would make consumers skip it for good. The feed therefore
-    stops at a pending event or at a missing number, unless the number has been missing for
-    longer than GAP_TIMEOUT (its batch was rolled back or its writer died).
+    A sequence number is taken before its batch commits, so a number can exist but not yet
+    be visible; serving past it would make consumers skip it for good. The feed therefore
+    stops at an undecided event or at a missing number, unless the number has been missing
+    for longer than GAP_TIMEOUT (its batch was rolled back or its writer died).
     """
     from shared.storage.mongo import now_micros
 
     docs: list[Doc] = [d async for d in store.coll("_outbox").find({"_id": {"$gt": after}})
                        .sort("_id", 1).limit(limit)]
-    pending = {d["_tx"] for d in docs if d.get("_tx") is not None}
-    states = await store._txn_states(pending) if pending else {}  # noqa: SLF001
+    decisions = await store.txn_states({d["_tx"] for d in docs if d.get("_tx") is not None})
     now = now_micros()
     out: list[StoredEvent] = []
     expected = after + 1
@@ -222,15 +253,13 @@ async def read_events(store: MongoStore, after: int, limit: int) -> list[StoredE
             break  # a gap that may still fill
         tx = d.get("_tx")
         if tx is not None:
-            state = states.get(tx, {}).get("state")
-            if state == "pending":
-                break
-            if state not in ("committed", "done") or states[tx].get("cs") is None:
+            outcome: Any = decisions.get(tx, {}).get("outcome")
+            if outcome is None:
+                break  # undecided: it may commit
+            if outcome != "committed":
                 expected = d["_id"] + 1
                 continue  # rolled back: its rows are about to be deleted
         out.append(StoredEvent(d["_id"], d["type"], d["key"], json.loads(d["payload"]),
                                from_micros(d["at"])))
         expected = d["_id"] + 1
     return out
-
-

@@ -61,6 +61,16 @@ def sigkill(child: subprocess.Popen[str]) -> None:
     child.send_signal(signal.SIGKILL)
 
 
+def kill_server(server, child: subprocess.Popen[str]) -> None:
+    """SIGKILL the server mid-stream; the writer then fails (or is killed if it waits on)."""
+    time.sleep(random.uniform(0, 0.03))
+    server.kill()
+    try:
+        child.wait(15)
+    except subprocess.TimeoutExpired:
+        child.kill()
+
+
 async def check_records(store: Store, acks: list[str]) -> None:
     people = store.collection("people")
     for doc_id in acks:
@@ -95,7 +105,7 @@ async def test_sqlite_batches_survive_writer_sigkill(tmp_path: Path) -> None:
 async def test_ferretdb_survives_server_sigkill(ferretdb_factory) -> None:
     server = ferretdb_factory()
     url = server.uri + f"d{uuid.uuid4().hex[:8]}"
-    acks = run_writer(url, "records", 150, lambda _child: server.kill())
+    acks = run_writer(url, "records", 150, lambda child: kill_server(server, child))
     server.start()  # same port and data directory
     async with open_store(url, SPECS) as store:
         await check_records(store, acks)
@@ -121,7 +131,7 @@ async def test_ferretdb_batches_survive_writer_sigkill(ferretdb_factory) -> None
 async def test_ferretdb_batches_survive_server_sigkill(ferretdb_factory) -> None:
     server = ferretdb_factory()
     url = server.uri + f"d{uuid.uuid4().hex[:8]}"
-    acks = run_writer(url, "batches", 40, lambda _child: server.kill())
+    acks = run_writer(url, "batches", 40, lambda child: kill_server(server, child))
     server.start()
     async with open_store(url, SPECS, batch_timeout=0) as store:
         await check_batches(store, acks)
