@@ -41,7 +41,7 @@ test-fast: install ## Run the tests that need no real server
 lint: install ## Ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared gateway services tools tests
+	$(VENV)/bin/mypy shared gateway services tools tests bench
 
 fmt: install ## Format the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .

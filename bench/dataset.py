@@ -9,13 +9,56 @@ from typing import Any
 from shared.storage import CollectionSpec, KeyType
 from shared.storage.keys import date_span, prefixes, terms, token
 
-SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡"]
+SURNAMES = [
+    "王",
+    "李",
+    "张",
+    "刘",
+    "陈",
+    "杨",
+    "黄",
+    "赵",
+    "吴",
+    "周",
+    "徐",
+    "孙",
+    "马",
+    "朱",
+    "胡",
+]
 GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟"]
-PINYIN = {"王": "wang", "李": "li", "张": "zhang", "刘": "liu", "陈": "chen", "杨": "yang",
-          "黄": "huang", "赵": "zhao", "吴": "wu", "周": "zhou", "徐": "xu", "孙": "sun",
-          "马": "ma", "朱": "zhu", "胡": "hu", "伟": "wei", "芳": "fang", "娜": "na",
-          "秀英": "xiuying", "敏": "min", "静": "jing", "丽": "li", "强": "qiang", "磊": "lei",
-          "军": "jun", "洋": "yang", "勇": "yong", "艳": "yan", "杰": "jie", "娟": "juan"}
+PINYIN = {
+    "王": "wang",
+    "李": "li",
+    "张": "zhang",
+    "刘": "liu",
+    "陈": "chen",
+    "杨": "yang",
+    "黄": "huang",
+    "赵": "zhao",
+    "吴": "wu",
+    "周": "zhou",
+    "徐": "xu",
+    "孙": "sun",
+    "马": "ma",
+    "朱": "zhu",
+    "胡": "hu",
+    "伟": "wei",
+    "芳": "fang",
+    "娜": "na",
+    "秀英": "xiuying",
+    "敏": "min",
+    "静": "jing",
+    "丽": "li",
+    "强": "qiang",
+    "磊": "lei",
+    "军": "jun",
+    "洋": "yang",
+    "勇": "yong",
+    "艳": "yan",
+    "杰": "jie",
+    "娟": "juan",
+}
 CONDITIONS = ["44054006", "38341003", "195967001", "13645005", "35489007", "73211009"]
 
 
@@ -34,9 +77,15 @@ def person_keys(body: Mapping[str, Any]) -> dict[str, Any]:
 
 PERSONS = CollectionSpec(
     name="persons",
-    keys={"name": KeyType.TEXT, "term": KeyType.TEXT, "nid": KeyType.TEXT,
-          "community": KeyType.TEXT, "age": KeyType.NUMBER, "born": KeyType.SPAN,
-          "condition": KeyType.TEXT},
+    keys={
+        "name": KeyType.TEXT,
+        "term": KeyType.TEXT,
+        "nid": KeyType.TEXT,
+        "community": KeyType.TEXT,
+        "age": KeyType.NUMBER,
+        "born": KeyType.SPAN,
+        "condition": KeyType.TEXT,
+    },
     unique=["nid"],
     extract=person_keys,
 )

@@ -59,12 +59,19 @@ class Row:
         lat = sorted(self.latencies)
         p50 = statistics.median(lat) * 1000
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
-        return [self.adapter, self.operation, f"{self.ops:,}", f"{self.ops / self.seconds:,.0f}",
-                f"{p50:.2f}", f"{p99:.2f}"]
+        return [
+            self.adapter,
+            self.operation,
+            f"{self.ops:,}",
+            f"{self.ops / self.seconds:,.0f}",
+            f"{p50:.2f}",
+            f"{p99:.2f}",
+        ]
 
 
-async def measure(adapter: str, name: str, count: int, budget: float,
-                  op: Callable[[int], Awaitable[object]]) -> Row:
+async def measure(
+    adapter: str, name: str, count: int, budget: float, op: Callable[[int], Awaitable[object]]
+) -> Row:
     """Run op(i) sequentially up to `count` times or `budget` seconds."""
     latencies: list[float] = []
     start = time.perf_counter()
@@ -78,12 +85,50 @@ async def measure(adapter: str, name: str, count: int, budget: float,
 
 
 SEARCHES: list[tuple[str, Callable[[random.Random], Query]]] = [
-    ("search: national id (eq)", lambda r: Query(where=[Eq("nid", f"{110101000000000000 + r.randrange(1000):018d}")])),
-    ("search: name prefix, sorted by age", lambda r: Query(where=[Prefix("name", r.choice(["wang", "li", "zhang x", "chen"]))], sort=[Sort("age")], limit=20)),
-    ("search: Chinese name terms (all-of)", lambda r: Query(where=[AllOf("term", terms(r.choice(["王伟", "李娜", "张秀英", "刘强"])))], limit=20)),
-    ("search: community + age range", lambda r: Query(where=[Eq("community", f"110101/{r.randint(1, 20):03d}/{r.randint(1, 30):03d}"), Range("age", ge=60, lt=80)], limit=20)),
-    ("search: birth date (span eq, day)", lambda r: Query(where=[Span("born", low=Bounds(ge=date_span(d)[0]), high=Bounds(le=date_span(d)[1])) for d in [f"{r.randint(1930, 2020)}-05-{r.randint(1, 28):02d}"]], limit=20)),
-    ("search: condition token + count", lambda r: Query(where=[Eq("condition", "http://snomed.info/sct|44054006")], limit=20, count=True)),
+    (
+        "search: national id (eq)",
+        lambda r: Query(where=[Eq("nid", f"{110101000000000000 + r.randrange(1000):018d}")]),
+    ),
+    (
+        "search: name prefix, sorted by age",
+        lambda r: Query(
+            where=[Prefix("name", r.choice(["wang", "li", "zhang x", "chen"]))],
+            sort=[Sort("age")],
+            limit=20,
+        ),
+    ),
+    (
+        "search: Chinese name terms (all-of)",
+        lambda r: Query(
+            where=[AllOf("term", terms(r.choice(["王伟", "李娜", "张秀英", "刘强"])))], limit=20
+        ),
+    ),
+    (
+        "search: community + age range",
+        lambda r: Query(
+            where=[
+                Eq("community", f"110101/{r.randint(1, 20):03d}/{r.randint(1, 30):03d}"),
+                Range("age", ge=60, lt=80),
+            ],
+            limit=20,
+        ),
+    ),
+    (
+        "search: birth date (span eq, day)",
+        lambda r: Query(
+            where=[
+                Span("born", low=Bounds(ge=date_span(d)[0]), high=Bounds(le=date_span(d)[1]))
+                for d in [f"{r.randint(1930, 2020)}-05-{r.randint(1, 28):02d}"]
+            ],
+            limit=20,
+        ),
+    ),
+    (
+        "search: condition token + count",
+        lambda r: Query(
+            where=[Eq("condition", "http://snomed.info/sct|44054006")], limit=20, count=True
+        ),
+    ),
 ]
 
 
@@ -119,8 +164,9 @@ async def load(adapter: str, store: Store, docs: int, progress: Progress) -> tup
     return Row(adapter, name, len(ids), time.perf_counter() - start, lat), ids
 
 
-async def run_adapter(adapter: str, store: Store, docs: int, ops: int, budget: float,
-                      progress: Progress) -> list[Row]:
+async def run_adapter(
+    adapter: str, store: Store, docs: int, ops: int, budget: float, progress: Progress
+) -> list[Row]:
     """Load `docs` persons, then measure single inserts, reads and searches."""
     coll = store.collection(PERSONS.name)
     loaded, ids = await load(adapter, store, docs, progress)
@@ -128,13 +174,20 @@ async def run_adapter(adapter: str, store: Store, docs: int, ops: int, budget: f
     rng = random.Random(11)
     rest = list(people(docs + ops))[docs:]
     progress.console.print(f"[{adapter}] measuring single inserts, reads and searches")
-    rows.append(await measure(adapter, "insert (one document per write)", ops, budget,
-                              lambda i: coll.create(rest[i])))
-    rows.append(await measure(adapter, "read by id", ops * 2, budget,
-                              lambda i: coll.get(rng.choice(ids))))
+    rows.append(
+        await measure(
+            adapter, "insert (one document per write)", ops, budget, lambda i: coll.create(rest[i])
+        )
+    )
+    rows.append(
+        await measure(adapter, "read by id", ops * 2, budget, lambda i: coll.get(rng.choice(ids)))
+    )
     for name, make in SEARCHES:
-        rows.append(await measure(adapter, name, ops, budget,
-                                  lambda i, make=make: coll.search(make(rng))))
+
+        async def search(_i: int, make: Callable[[random.Random], Query] = make) -> object:
+            return await coll.search(make(rng))
+
+        rows.append(await measure(adapter, name, ops, budget, search))
     return rows
 
 
@@ -172,15 +225,22 @@ async def main(argv: list[str]) -> None:
             if adapter == "sqlite":
                 store = open_store(f"sqlite:///{tmp}/bench.db", [PERSONS])
                 async with store:
-                    rows += await run_adapter("sqlite", store, args.docs, args.ops,
-                                              args.budget, progress)
+                    rows += await run_adapter(
+                        "sqlite", store, args.docs, args.ops, args.budget, progress
+                    )
             elif adapter == "mongo":
                 from tools.ferretdb import FerretDB
 
                 with FerretDB(Path(tmp) / "ferretdb") as server:
                     async with open_store(server.uri + "bench", [PERSONS]) as store:
-                        rows += await run_adapter("mongodb (FerretDB 1.24.2, SQLite)", store,
-                                                  args.docs, args.ops, args.budget, progress)
+                        rows += await run_adapter(
+                            "mongodb (FerretDB 1.24.2, SQLite)",
+                            store,
+                            args.docs,
+                            args.ops,
+                            args.budget,
+                            progress,
+                        )
             else:
                 parser.error(f"unknown adapter {adapter!r}")
     command = "python -m bench.storage " + " ".join(argv) if argv else "make bench"

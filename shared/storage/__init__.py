@@ -23,8 +23,9 @@ from shared.storage.query import AllOf, Bounds, Eq, In, Predicate, Prefix, Query
 from shared.storage.schema import CollectionSpec, KeyType
 
 
-def open_store(url: str, specs: Sequence[CollectionSpec] = (), *,
-               batch_timeout: float = 30.0) -> Store:
+def open_store(
+    url: str, specs: Sequence[CollectionSpec] = (), *, batch_timeout: float = 30.0
+) -> Store:
     """A store for `sqlite:///path` or `mongodb://...` URLs (call `await store.open()`).
 
     `batch_timeout`: MongoDB only; seconds after which a batch left pending by a crashed
@@ -42,9 +43,37 @@ def open_store(url: str, specs: Sequence[CollectionSpec] = (), *,
 
 
 __all__ = [
-    "AllOf", "AlreadyExists", "Bounds", "Collection", "CollectionSpec", "Create", "Delete",
-    "DocumentTooLarge", "Eq", "Event", "In", "InvalidDocument", "InvalidQuery", "KeyType",
-    "Page", "Predicate", "Prefix", "Query", "Range", "Record", "RecordDeleted",
-    "RecordNotFound", "Sort", "Span", "StorageError", "Store", "StoreUnavailable",
-    "StoredEvent", "UniqueViolation", "Update", "VersionConflict", "WriteOp", "open_store",
+    "AllOf",
+    "AlreadyExists",
+    "Bounds",
+    "Collection",
+    "CollectionSpec",
+    "Create",
+    "Delete",
+    "DocumentTooLarge",
+    "Eq",
+    "Event",
+    "In",
+    "InvalidDocument",
+    "InvalidQuery",
+    "KeyType",
+    "Page",
+    "Predicate",
+    "Prefix",
+    "Query",
+    "Range",
+    "Record",
+    "RecordDeleted",
+    "RecordNotFound",
+    "Sort",
+    "Span",
+    "StorageError",
+    "Store",
+    "StoreUnavailable",
+    "StoredEvent",
+    "UniqueViolation",
+    "Update",
+    "VersionConflict",
+    "WriteOp",
+    "open_store",
 ]

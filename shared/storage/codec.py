@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.storage.errors import DocumentTooLarge, InvalidDocument
-from shared.storage.query import AllOf, Bounds, Eq, In, Predicate, Prefix, Range, Span
+from shared.storage.query import AllOf, Bounds, Eq, In, Predicate, Prefix, Range
 from shared.storage.schema import CollectionSpec, KeyType
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -87,8 +87,14 @@ def date_span(value: str, *, tz: tzinfo = UTC) -> tuple[datetime, datetime]:
         raise ValueError(f"a dateTime with a time needs a time zone: {value!r}")
     frac = g["f"] or ""
     low = datetime(
-        int(g["y"]), int(g["m"] or 1), int(g["d"] or 1), int(g["H"] or 0), int(g["M"] or 0),
-        int(g["S"] or 0), int((frac + "000000")[:6]), tzinfo=zone,
+        int(g["y"]),
+        int(g["m"] or 1),
+        int(g["d"] or 1),
+        int(g["H"] or 0),
+        int(g["M"] or 0),
+        int(g["S"] or 0),
+        int((frac + "000000")[:6]),
+        tzinfo=zone,
     )
     if g["m"] is None:
         high = low.replace(year=low.year + 1)
@@ -121,7 +127,8 @@ def geohash(lat: float, lon: float, precision: int = 9) -> str:
     if not 1 <= precision <= 12:
         raise ValueError("geohash precision is 1 to 12")
     lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
-    out, bits, ch, even = [], 0, 0, True
+    out: list[str] = []
+    bits, ch, even = 0, 0, True
     while len(out) < precision:
         if even:
             mid = (lon_lo + lon_hi) / 2

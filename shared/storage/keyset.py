@@ -39,7 +39,9 @@ def after(
         if desc:
             # Descending, nulls last: after a null only nulls (equal) follow.
             if value is not None:
-                branches.append(ops.all_of([*prefix, ops.any_of([ops.lt(col, value), ops.is_null(col)])]))
+                branches.append(
+                    ops.all_of([*prefix, ops.any_of([ops.lt(col, value), ops.is_null(col)])])
+                )
         else:
             step = ops.not_null(col) if value is None else ops.gt(col, value)
             branches.append(ops.all_of([*prefix, step]))

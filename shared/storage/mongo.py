@@ -13,7 +13,6 @@ import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient
@@ -21,16 +20,16 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from shared.storage.codec import from_micros, matches, micros
+from shared.storage.codec import from_micros, matches
 from shared.storage.errors import RecordDeleted, RecordNotFound, StoreUnavailable
 from shared.storage.model import Event, Page, Record, StoredEvent, WriteOp
 from shared.storage.mongo_filters import (
     compare,
     is_exact,
-    multi_valued,
-    single_valued,
     keyset_filter,
+    multi_valued,
     predicate_filter,
+    single_valued,
     sort_fields,
     sort_position,
     sorter,
@@ -80,8 +79,9 @@ class MongoStore(Store):
 
     kind = "mongodb"
 
-    def __init__(self, url: str, specs: Sequence[CollectionSpec], *,
-                 batch_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, specs: Sequence[CollectionSpec], *, batch_timeout: float = 30.0
+    ) -> None:
         super().__init__(specs)
         self.url = url
         # A pending batch older than this is presumed dead (its writer crashed) and rolled
@@ -189,8 +189,14 @@ class MongoStore(Store):
     @staticmethod
     def record(collection: str, id: str, state: Mapping[str, Any]) -> Record:
         """A Record from a stored state."""
-        return Record(collection, id, state["v"], bool(state["del"]), from_micros(state["at"]),
-                      json.loads(state["body"]))
+        return Record(
+            collection,
+            id,
+            state["v"],
+            bool(state["del"]),
+            from_micros(state["at"]),
+            json.loads(state["body"]),
+        )
 
     async def get(self, collection: str, id: str, *, include_deleted: bool = False) -> Record:
         self.spec(collection)
@@ -229,8 +235,12 @@ class MongoStore(Store):
         out: dict[int, Record] = {}
         if current.version < top:
             out[current.version] = current
-        found = (self.coll(collection + "__h").find({"id": id, "v": {"$lt": top}})
-                 .sort("v", -1).limit(limit))
+        found = (
+            self.coll(collection + "__h")
+            .find({"id": id, "v": {"$lt": top}})
+            .sort("v", -1)
+            .limit(limit)
+        )
         async for h in found:
             out.setdefault(h["v"], self.record(collection, id, h))
         return [out[v] for v in sorted(out, reverse=True)][:limit]
@@ -240,8 +250,15 @@ class MongoStore(Store):
         parts += [predicate_filter(spec, p) for p in query.where]
         return {"$and": parts}
 
-    def _admit(self, spec: CollectionSpec, query: Query, doc: Doc, state: Doc | None,
-               as_of: int, position: tuple[list[Any], str] | None) -> bool:
+    def _admit(
+        self,
+        spec: CollectionSpec,
+        query: Query,
+        doc: Doc,
+        state: Doc | None,
+        as_of: int,
+        position: tuple[list[Any], str] | None,
+    ) -> bool:
         """Whether a fetched document belongs in the result, re-checked in Python where the
         server's answer may be a superset: batch documents (whose visible state may be their
         previous one) and inexact predicates on multi-valued keys."""
@@ -254,8 +271,11 @@ class MongoStore(Store):
         keys = state_keys(spec, state)
         if not all(matches(spec, keys, p) for p in (query.where if in_batch else inexact)):
             return False
-        return position is None or not in_batch or compare(
-            query.sort, (sort_position(state, query.sort), doc["_id"]), position) > 0
+        return (
+            position is None
+            or not in_batch
+            or compare(query.sort, (sort_position(state, query.sort), doc["_id"]), position) > 0
+        )
 
     async def search(self, collection: str, query: Query) -> Page:
         spec = self.spec(collection)
@@ -277,13 +297,19 @@ class MongoStore(Store):
             skip = {"_id": {"$nin": [d["_id"] for d in suspects]}} if suspects else {}
             need, seek, horizon = query.limit + 1, position, None
             for _ in range(_MAX_ROUNDS):
-                flt = {"$and": [self._filter(spec, query), skip,
-                                keyset_filter(query.sort, *seek) if seek else {}]}
+                flt = {
+                    "$and": [
+                        self._filter(spec, query),
+                        skip,
+                        keyset_filter(query.sort, *seek) if seek else {},
+                    ]
+                }
                 docs = [d async for d in self.coll(collection).find(flt).sort(order).limit(need)]
                 clean = 0
                 for doc, state in await self._resolve(docs, as_of):
-                    if doc["_id"] not in found and self._admit(spec, query, doc, state, as_of,
-                                                               position):
+                    if doc["_id"] not in found and self._admit(
+                        spec, query, doc, state, as_of, position
+                    ):
                         assert state is not None
                         found[doc["_id"]] = state
                         clean += 1
@@ -297,20 +323,24 @@ class MongoStore(Store):
                 horizon = seek
         except PyMongoError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        ordered = sorted(found.items(), key=lambda kv: key((sort_position(kv[1], query.sort),
-                                                            kv[0])))
+        ordered = sorted(
+            found.items(), key=lambda kv: key((sort_position(kv[1], query.sort), kv[0]))
+        )
         if horizon is not None:
             # Stopped early: serve what lies before the last position read; the cursor
             # resumes from there.
-            ordered = [kv for kv in ordered
-                       if compare(query.sort, (sort_position(kv[1], query.sort), kv[0]),
-                                  horizon) <= 0]
+            ordered = [
+                kv
+                for kv in ordered
+                if compare(query.sort, (sort_position(kv[1], query.sort), kv[0]), horizon) <= 0
+            ]
         page = ordered[: query.limit]
         cursor = None
         if len(ordered) > query.limit and page:
             last_id, last_state = page[-1]
-            cursor = encode_cursor(collection, query.sort,
-                                   sort_position(last_state, query.sort), last_id)
+            cursor = encode_cursor(
+                collection, query.sort, sort_position(last_state, query.sort), last_id
+            )
         elif horizon is not None:
             cursor = encode_cursor(collection, query.sort, horizon[0], horizon[1])
         total = await self.count(collection, query.where) if query.count else None
@@ -345,13 +375,20 @@ class MongoStore(Store):
             else:
                 clean = await coll.count_documents({"$and": [*base, single_valued(inexact)]})
                 multi = coll.find({"$and": [*base, multi_valued(inexact)]}, {"k": 1})
-                clean += sum([1 async for d in multi
-                              if all(matches(spec, state_keys(spec, d), p) for p in where)])
+                clean += sum(
+                    [
+                        1
+                        async for d in multi
+                        if all(matches(spec, state_keys(spec, d), p) for p in where)
+                    ]
+                )
         except PyMongoError as exc:
             raise StoreUnavailable(str(exc)) from exc
         extra = sum(
-            1 for _, s in await self._resolve(suspects, as_of)
-            if s is not None and not s["del"]
+            1
+            for _, s in await self._resolve(suspects, as_of)
+            if s is not None
+            and not s["del"]
             and all(matches(spec, state_keys(spec, s), p) for p in where)
         )
         return clean + extra

@@ -55,8 +55,9 @@ SWEEP_SECONDS = 10.0
 SEQ_ATTEMPTS = 100
 
 
-async def write_batch(store: MongoStore, prepared: Sequence[Prepared],
-                      events: Sequence[tuple[str, str, str]]) -> list[Record]:
+async def write_batch(
+    store: MongoStore, prepared: Sequence[Prepared], events: Sequence[tuple[str, str, str]]
+) -> list[Record]:
     """Apply a batch atomically (all or nothing, never half visible)."""
     from shared.storage.mongo import current_state, now_micros, state_of
 
@@ -65,9 +66,14 @@ async def write_batch(store: MongoStore, prepared: Sequence[Prepared],
     now = datetime.now(UTC)
     at = micros(now)
     tx = new_id()
-    await store.coll("_txns").insert_one({
-        "_id": tx, "at": now_micros(), "done": False,
-        "ops": [{"c": p.spec.name, "id": p.id} for p in prepared]})
+    await store.coll("_txns").insert_one(
+        {
+            "_id": tx,
+            "at": now_micros(),
+            "done": False,
+            "ops": [{"c": p.spec.name, "id": p.id} for p in prepared],
+        }
+    )
     claimed: list[tuple[Prepared, set[tuple[str, str]]]] = []
     try:
         for p, doc, version in zip(prepared, docs, versions, strict=True):
@@ -81,14 +87,17 @@ async def write_batch(store: MongoStore, prepared: Sequence[Prepared],
             if doc is None:
                 await coll.insert_one({"_id": p.id, **new, "_tx": tx, "_prev": None})
             else:
-                await coll.replace_one({"_id": p.id},
-                                       {**new, "_tx": tx, "_prev": current_state(doc)})
+                await coll.replace_one(
+                    {"_id": p.id}, {**new, "_tx": tx, "_prev": current_state(doc)}
+                )
         for t, k, payload in events:
-            await _append_event(store, {"type": t, "key": k, "payload": payload, "at": at,
-                                        "_tx": tx})
+            await _append_event(
+                store, {"type": t, "key": k, "payload": payload, "at": at, "_tx": tx}
+            )
         try:
             await store.coll("_txd").insert_one(
-                {"_id": tx, "outcome": "committed", "cs": now_micros()})
+                {"_id": tx, "outcome": "committed", "cs": now_micros()}
+            )
         except DuplicateKeyError:
             raise VersionConflict("the batch was rolled back by a recovery sweep; retry") from None
     except BaseException:
@@ -104,8 +113,9 @@ async def write_batch(store: MongoStore, prepared: Sequence[Prepared],
             assert doc is not None
             out.append(Record(p.spec.name, p.id, doc["v"], True, from_micros(doc["at"]), {}))
         else:
-            out.append(Record(p.spec.name, p.id, version, p.op == "delete", now,
-                              json.loads(p.body)))
+            out.append(
+                Record(p.spec.name, p.id, version, p.op == "delete", now, json.loads(p.body))
+            )
     return out
 
 
@@ -187,8 +197,7 @@ async def abort(store: MongoStore, tx: str) -> None:
         # The version it claimed is free again for the next writer.
         await store.coll(name + "__h").delete_many({"id": doc_id, "tx": tx})
     await store.coll("_outbox").delete_many({"_tx": tx})
-    await store.coll("_txns").update_one({"_id": tx}, {"$set": {"done": True,
-                                                                "at": now_micros()}})
+    await store.coll("_txns").update_one({"_id": tx}, {"$set": {"done": True, "at": now_micros()}})
 
 
 async def settle(store: MongoStore, tx: str) -> None:
@@ -215,8 +224,9 @@ async def sweep(store: MongoStore) -> None:
     stuck = txns.find({"done": False, "at": {"$lt": now - store.batch_timeout_us}}, {"_id": 1})
     for t in [t async for t in stuck]:
         await settle(store, t["_id"])
-    old = [t["_id"] async for t in txns.find({"done": True, "at": {"$lt": now - GRACE_US}},
-                                             {"_id": 1})]
+    old = [
+        t["_id"] async for t in txns.find({"done": True, "at": {"$lt": now - GRACE_US}}, {"_id": 1})
+    ]
     if old:
         await txns.delete_many({"_id": {"$in": old}})
         await store.coll("_txd").delete_many({"_id": {"$in": old}})
@@ -242,8 +252,13 @@ async def read_events(store: MongoStore, after: int, limit: int) -> list[StoredE
     """
     from shared.storage.mongo import now_micros
 
-    docs: list[Doc] = [d async for d in store.coll("_outbox").find({"_id": {"$gt": after}})
-                       .sort("_id", 1).limit(limit)]
+    docs: list[Doc] = [
+        d
+        async for d in store.coll("_outbox")
+        .find({"_id": {"$gt": after}})
+        .sort("_id", 1)
+        .limit(limit)
+    ]
     decisions = await store.txn_states({d["_tx"] for d in docs if d.get("_tx") is not None})
     now = now_micros()
     out: list[StoredEvent] = []
@@ -259,7 +274,10 @@ async def read_events(store: MongoStore, after: int, limit: int) -> list[StoredE
             if outcome != "committed":
                 expected = d["_id"] + 1
                 continue  # rolled back: its rows are about to be deleted
-        out.append(StoredEvent(d["_id"], d["type"], d["key"], json.loads(d["payload"]),
-                               from_micros(d["at"])))
+        out.append(
+            StoredEvent(
+                d["_id"], d["type"], d["key"], json.loads(d["payload"]), from_micros(d["at"])
+            )
+        )
         expected = d["_id"] + 1
     return out

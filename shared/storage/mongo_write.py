@@ -45,8 +45,9 @@ async def load_current(store: MongoStore, p: Prepared) -> Doc | None:
         await mongo_txn.settle(store, doc["_tx"])
         doc = await coll.find_one({"_id": p.id})
         if doc is not None and doc.get("_tx") is not None:
-            raise VersionConflict(f"{p.spec.name}/{p.id} is part of a batch in progress; retry",
-                                  busy=True)
+            raise VersionConflict(
+                f"{p.spec.name}/{p.id} is part of a batch in progress; retry", busy=True
+            )
     return doc
 
 
@@ -58,15 +59,17 @@ def check(p: Prepared, doc: Mapping[str, Any] | None) -> int:
     if doc is None:
         raise RecordNotFound(f"{name} not found")
     if p.expected_version is not None and p.expected_version != doc["v"]:
-        raise VersionConflict(f"{name} is at version {doc['v']}, not {p.expected_version}",
-                              current_version=doc["v"])
+        raise VersionConflict(
+            f"{name} is at version {doc['v']}, not {p.expected_version}", current_version=doc["v"]
+        )
     if p.op == "delete" and doc["del"]:
         return 0
     return int(doc["v"]) + 1
 
 
-async def claim_version(store: MongoStore, p: Prepared, state: Mapping[str, Any],
-                        tx: str | None = None) -> None:
+async def claim_version(
+    store: MongoStore, p: Prepared, state: Mapping[str, Any], tx: str | None = None
+) -> None:
     """Take the right to write `state` (version n) by inserting history entry <id>|<n>."""
     from shared.storage.mongo import now_micros
 
@@ -94,7 +97,11 @@ async def _roll_forward_orphan(store: MongoStore, p: Prepared) -> None:
     doc = await coll.find_one({"_id": p.id})
     nxt = 1 if doc is None else int(doc["v"]) + 1
     entry = await store.coll(p.spec.name + "__h").find_one({"_id": f"{p.id}|{nxt}"})
-    if entry is None or entry.get("tx") or now_micros() - entry.get("w", 0) < store.batch_timeout_us:
+    if (
+        entry is None
+        or entry.get("tx")
+        or now_micros() - entry.get("w", 0) < store.batch_timeout_us
+    ):
         return
     state = {f: entry[f] for f in STATE_FIELDS}
     if doc is None:
@@ -174,16 +181,20 @@ async def claim(store: MongoStore, p: Prepared, held: set[tuple[str, str]]) -> s
                 except DuplicateKeyError:
                     c = await claims.find_one({"_id": cid})
             holder = c["id"] if c else None
-            raise UniqueViolation(f"{key} {value!r} is already used by {p.spec.name}/{holder}",
-                                  key=key, existing_id=holder)
+            raise UniqueViolation(
+                f"{key} {value!r} is already used by {p.spec.name}/{holder}",
+                key=key,
+                existing_id=holder,
+            )
     except BaseException:
         await release(store, p.spec.name, p.id, new)
         raise
     return new
 
 
-async def _stale(store: MongoStore, spec: CollectionSpec, claim: Mapping[str, Any], key: str,
-                 value: str) -> bool:
+async def _stale(
+    store: MongoStore, spec: CollectionSpec, claim: Mapping[str, Any], key: str, value: str
+) -> bool:
     from shared.storage.mongo import current_state, now_micros
 
     if now_micros() - claim["at"] < CLAIM_STALE_US:
@@ -195,8 +206,9 @@ async def _stale(store: MongoStore, spec: CollectionSpec, claim: Mapping[str, An
     return not any((key, value) in unique_values(spec, s) for s in states)
 
 
-async def release(store: MongoStore, collection: str, id: str,
-                  values: set[tuple[str, str]]) -> None:
+async def release(
+    store: MongoStore, collection: str, id: str, values: set[tuple[str, str]]
+) -> None:
     """Give up claims (only those `id` still holds)."""
     for key, value in values:
         await store.coll(collection + "__u").delete_one({"_id": _claim_id(key, value), "id": id})

@@ -132,9 +132,7 @@ class Collection:
         self, id: str, *, limit: int = 50, before_version: int | None = None
     ) -> list[Record]:
         """Versions of a document, newest first."""
-        return await self.store.history(
-            self.name, id, limit=limit, before_version=before_version
-        )
+        return await self.store.history(self.name, id, limit=limit, before_version=before_version)
 
     async def search(self, query: Query) -> Page:
         """One page of matching records."""

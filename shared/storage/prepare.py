@@ -74,18 +74,37 @@ def prepare(specs: dict[str, CollectionSpec], ops: Sequence[WriteOp]) -> list[Pr
             doc_id = new_id() if op.id is None else check_id(op.id)
             text = encode_body(spec, op.body)
             keys = extract_keys(spec, op.body)
-            out.append(Prepared("create", spec, doc_id, None, text, stored_keys(spec, keys),
-                                sort_values(spec, stored_keys(spec, keys))))
+            out.append(
+                Prepared(
+                    "create",
+                    spec,
+                    doc_id,
+                    None,
+                    text,
+                    stored_keys(spec, keys),
+                    sort_values(spec, stored_keys(spec, keys)),
+                )
+            )
         elif isinstance(op, Update):
             doc_id = check_id(op.id)
             text = encode_body(spec, op.body)
             keys = stored_keys(spec, extract_keys(spec, op.body))
-            out.append(Prepared("update", spec, doc_id, _version(op.expected_version), text,
-                                keys, sort_values(spec, keys)))
+            out.append(
+                Prepared(
+                    "update",
+                    spec,
+                    doc_id,
+                    _version(op.expected_version),
+                    text,
+                    keys,
+                    sort_values(spec, keys),
+                )
+            )
         elif isinstance(op, Delete):
             doc_id = check_id(op.id)
-            out.append(Prepared("delete", spec, doc_id, _version(op.expected_version), "{}",
-                                {}, {}))
+            out.append(
+                Prepared("delete", spec, doc_id, _version(op.expected_version), "{}", {}, {})
+            )
         else:
             raise InvalidDocument(f"unknown write operation {type(op).__name__}")
         if (spec.name, doc_id) in seen:
@@ -107,8 +126,9 @@ def check_events(events: Sequence[Event]) -> list[tuple[str, str, str]]:
         if not isinstance(ev, Event) or not ev.type or not isinstance(ev.key, str):
             raise InvalidDocument("an event needs a type and a key")
         try:
-            payload = json.dumps(ev.payload, ensure_ascii=False, separators=(",", ":"),
-                                 allow_nan=False)
+            payload = json.dumps(
+                ev.payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            )
         except (TypeError, ValueError) as exc:
             raise InvalidDocument(f"event payload is not JSON: {exc}") from exc
         if len(payload.encode()) > MAX_EVENT_BYTES:

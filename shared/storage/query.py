@@ -180,8 +180,8 @@ def validate(spec: CollectionSpec, query: Query) -> None:
                 )
             if isinstance(pred, AllOf) and kind is not KeyType.TEXT:
                 raise _refuse(spec, pred, kind)
-            for v in values:
-                _value(spec, pred.key, kind, v)
+            for item in values:
+                _value(spec, pred.key, kind, item)
         elif isinstance(pred, Prefix):
             if kind is not KeyType.TEXT:
                 raise _refuse(spec, pred, kind)
@@ -192,8 +192,8 @@ def validate(spec: CollectionSpec, query: Query) -> None:
             bounds = [v for v in (pred.gt, pred.ge, pred.lt, pred.le) if v is not None]
             if not bounds:
                 raise InvalidQuery(f"range on {pred.key!r} sets no bound")
-            for v in bounds:
-                _value(spec, pred.key, kind, v)
+            for bound in bounds:
+                _value(spec, pred.key, kind, bound)
     seen: set[str] = set()
     for s in query.sort:
         if not isinstance(s, Sort):
@@ -214,7 +214,9 @@ def _fingerprint(collection: str, sort: Sequence[Sort]) -> str:
     return collection + ":" + ",".join(("-" if s.descending else "") + s.key for s in sort)
 
 
-def encode_cursor(collection: str, sort: Sequence[Sort], values: Sequence[Any], last_id: str) -> str:
+def encode_cursor(
+    collection: str, sort: Sequence[Sort], values: Sequence[Any], last_id: str
+) -> str:
     """Encode the position after a record with the given (stored) sort values and id."""
     raw = json.dumps([_fingerprint(collection, sort), list(values), last_id], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

@@ -14,7 +14,9 @@ from shared.storage.errors import InvalidDocument
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _KEY = re.compile(r"^[a-z_][a-zA-Z0-9_:-]{0,63}$")
 
-MAX_DOC_BYTES = 1 << 20  # 1 MiB of JSON: far above any FHIR resource we accept, far below BSON's 16 MiB
+MAX_DOC_BYTES = (
+    1 << 20
+)  # 1 MiB of JSON: far above any FHIR resource we accept, far below BSON's 16 MiB
 MAX_KEY_VALUES = 5_000  # per document: bounds the index rows a single write can create
 
 

@@ -152,8 +152,9 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _record(collection: str, row: Sequence[Any]) -> Record:
-        return Record(collection, row[0], row[1], bool(row[2]), from_micros(row[3]),
-                      json.loads(row[4]))
+        return Record(
+            collection, row[0], row[1], bool(row[2]), from_micros(row[3]), json.loads(row[4])
+        )
 
     async def get(self, collection: str, id: str, *, include_deleted: bool = False) -> Record:
         self.spec(collection)
@@ -211,19 +212,30 @@ class SQLiteStore(Store):
         if isinstance(pred, AllOf):
             return [sub("s=?", v) for v in dict.fromkeys(pred.values)]
         if isinstance(pred, Range):
-            ops = [(o, b) for o, b in (("gt", pred.gt), ("ge", pred.ge), ("lt", pred.lt),
-                                        ("le", pred.le)) if b is not None]
-            return [sub(" AND ".join(f"n{_OPS[o]}?" for o, _ in ops),
-                        *(stored(kind, b) for _, b in ops))]
+            ops = [
+                (o, b)
+                for o, b in (("gt", pred.gt), ("ge", pred.ge), ("lt", pred.lt), ("le", pred.le))
+                if b is not None
+            ]
+            return [
+                sub(
+                    " AND ".join(f"n{_OPS[o]}?" for o, _ in ops), *(stored(kind, b) for _, b in ops)
+                )
+            ]
         assert isinstance(pred, Span)
         conds = [f"n{_OPS[o]}?" for o, _ in pred.low.items()]
         conds += [f"hi{_OPS[o]}?" for o, _ in pred.high.items()]
         # "n IS NOT NULL" lets the planner use the partial index on (k, n, hi, id).
-        return [sub("n IS NOT NULL AND " + " AND ".join(conds),
-                    *(micros(b) for _, b in pred.low.items() + pred.high.items()))]
+        return [
+            sub(
+                "n IS NOT NULL AND " + " AND ".join(conds),
+                *(micros(b) for _, b in pred.low.items() + pred.high.items()),
+            )
+        ]
 
-    def _select(self, spec: CollectionSpec, query: Query, *, for_count: bool = False
-                ) -> tuple[str, list[Any], list[tuple[str, bool]]]:
+    def _select(
+        self, spec: CollectionSpec, query: Query, *, for_count: bool = False
+    ) -> tuple[str, list[Any], list[tuple[str, bool]]]:
         args: list[Any] = []
         joins: list[str] = []
         columns: list[tuple[str, bool]] = []
@@ -243,17 +255,20 @@ class SQLiteStore(Store):
             sql = f"SELECT count(*) FROM {_q(spec.name)} d WHERE {' AND '.join(where)}"
             return sql, args, columns
         order = [f"{c} {'DESC' if desc else 'ASC'}" for c, desc in columns] + ["d.id ASC"]
-        select = ", ".join(["d.id", "d.version", "d.deleted", "d.updated_at", "d.body"]
-                           + [c for c, _ in columns])
-        sql = (f"SELECT {select} FROM {_q(spec.name)} d {' '.join(joins)}"
-               f" WHERE {' AND '.join(where)} ORDER BY {', '.join(order)} LIMIT ?")
+        select = ", ".join(
+            ["d.id", "d.version", "d.deleted", "d.updated_at", "d.body"] + [c for c, _ in columns]
+        )
+        sql = (
+            f"SELECT {select} FROM {_q(spec.name)} d {' '.join(joins)}"
+            f" WHERE {' AND '.join(where)} ORDER BY {', '.join(order)} LIMIT ?"
+        )
         args.append(query.limit + 1)
         return sql, args, columns
 
     async def search(self, collection: str, query: Query) -> Page:
         spec = self.spec(collection)
         validate(spec, query)
-        sql, args, columns = self._select(spec, query)
+        sql, args, _columns = self._select(spec, query)
         try:
             rows = self.db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:  # e.g. an integer too large for SQLite
@@ -311,8 +326,9 @@ class SQLiteStore(Store):
 
     def _apply(self, db: sqlite3.Connection, p: Prepared, at: int, now: datetime) -> Record:
         c = p.spec.name
-        row = db.execute(f"SELECT version, deleted, body FROM {_q(c)} WHERE id=?",
-                         (p.id,)).fetchone()
+        row = db.execute(
+            f"SELECT version, deleted, body FROM {_q(c)} WHERE id=?", (p.id,)
+        ).fetchone()
         if p.op == "create":
             if row is not None:
                 raise AlreadyExists(f"{c}/{p.id} already exists", id=p.id)
@@ -330,13 +346,17 @@ class SQLiteStore(Store):
             if p.op == "delete" and deleted:
                 return Record(c, p.id, current, True, now, {})
             version = current + 1
-            db.execute(f"UPDATE {_q(c)} SET version=?, deleted=?, updated_at=?, body=?"
-                       " WHERE id=?", (version, int(p.op == "delete"), at, p.body, p.id))
+            db.execute(
+                f"UPDATE {_q(c)} SET version=?, deleted=?, updated_at=?, body=? WHERE id=?",
+                (version, int(p.op == "delete"), at, p.body, p.id),
+            )
             for table in ("__k", "__s", "__u"):
                 db.execute(f"DELETE FROM {_q(c + table)} WHERE id=?", (p.id,))
         deleted = p.op == "delete"
-        db.execute(f"INSERT INTO {_q(c + '__h')} VALUES (?,?,?,?,?)",
-                   (p.id, version, int(deleted), at, p.body))
+        db.execute(
+            f"INSERT INTO {_q(c + '__h')} VALUES (?,?,?,?,?)",
+            (p.id, version, int(deleted), at, p.body),
+        )
         self._index(db, p)
         return Record(c, p.id, version, deleted, now, json.loads(p.body))
 
@@ -354,17 +374,21 @@ class SQLiteStore(Store):
                 else:
                     rows.append((p.id, key, None, v, None))
         db.executemany(f"INSERT INTO {_q(c + '__k')} VALUES (?,?,?,?,?)", rows)
-        db.executemany(f"INSERT INTO {_q(c + '__s')} VALUES (?,?,?,?)",
-                       [(p.id, k, lo, hi) for k, (lo, hi) in p.sort.items()])
+        db.executemany(
+            f"INSERT INTO {_q(c + '__s')} VALUES (?,?,?,?)",
+            [(p.id, k, lo, hi) for k, (lo, hi) in p.sort.items()],
+        )
         for key, value in p.unique_values():
             try:
                 db.execute(f"INSERT INTO {_q(c + '__u')} VALUES (?,?,?)", (key, value, p.id))
             except sqlite3.IntegrityError:
-                holder = db.execute(f"SELECT id FROM {_q(c + '__u')} WHERE k=? AND v=?",
-                                    (key, value)).fetchone()
+                holder = db.execute(
+                    f"SELECT id FROM {_q(c + '__u')} WHERE k=? AND v=?", (key, value)
+                ).fetchone()
                 raise UniqueViolation(
                     f"{key} {value!r} is already used by {c}/{holder[0] if holder else '?'}",
-                    key=key, existing_id=holder[0] if holder else None,
+                    key=key,
+                    existing_id=holder[0] if holder else None,
                 ) from None
 
 

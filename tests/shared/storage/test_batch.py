@@ -10,7 +10,6 @@ from shared.storage import (
     AlreadyExists,
     Create,
     DocumentTooLarge,
-    Delete,
     Eq,
     Event,
     InvalidDocument,
@@ -32,17 +31,21 @@ async def test_batch_writes_everything_and_its_events(store: Store) -> None:
             Update("people", "old", {"name": "Old2", "nid": "1"}, expected_version=1),
             Create("notes", {"person": "new", "text": "moved in"}),
         ],
-        [Event("resident.registered", "new", {"id": "new"}),
-         Event("resident.updated", "old", {"id": "old"})],
+        [
+            Event("resident.registered", "new", {"id": "new"}),
+            Event("resident.updated", "old", {"id": "old"}),
+        ],
     )
-    assert [(r.collection, r.version) for r in recs] == [("people", 1), ("people", 2),
-                                                          ("notes", 1)]
+    assert [(r.collection, r.version) for r in recs] == [("people", 1), ("people", 2), ("notes", 1)]
     assert (await people.get("old")).body["name"] == "Old2"
     assert (await store.collection("notes").search(Query(where=[Eq("person", "new")]))).items
     events = await store.events(after=0)
-    assert [(e.type, e.key) for e in events] == [("resident.registered", "new"),
-                                                 ("resident.updated", "old")]
-    assert events[0].payload == {"id": "new"} and events[1].seq > events[0].seq
+    assert [(e.type, e.key) for e in events] == [
+        ("resident.registered", "new"),
+        ("resident.updated", "old"),
+    ]
+    assert events[0].payload == {"id": "new"}
+    assert events[1].seq > events[0].seq
     assert old.version == 1
 
 
@@ -86,8 +89,9 @@ async def test_failed_batch_leaves_nothing_behind(store: Store, bad, error) -> N
 
 async def test_batch_touching_a_record_twice_is_refused(store: Store) -> None:
     with pytest.raises(InvalidDocument):
-        await store.write([Create("people", {"name": "A"}, id="x"),
-                           Update("people", "x", {"name": "B"})])
+        await store.write(
+            [Create("people", {"name": "A"}, id="x"), Update("people", "x", {"name": "B"})]
+        )
     with pytest.raises(RecordNotFound):
         await store.collection("people").get("x")
 
@@ -96,8 +100,9 @@ async def test_single_write_with_event_is_atomic(store: Store) -> None:
     people = store.collection("people")
     rec = await people.create({"name": "A"}, events=[Event("resident.registered", "a")])
     with pytest.raises(VersionConflict):
-        await people.update(rec.id, {"name": "B"}, expected_version=5,
-                            events=[Event("resident.updated", "a")])
+        await people.update(
+            rec.id, {"name": "B"}, expected_version=5, events=[Event("resident.updated", "a")]
+        )
     assert [e.type for e in await store.events()] == ["resident.registered"]
 
 

@@ -5,6 +5,7 @@ read-modify-write, so these are not given for free there)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from shared.storage import (
     AlreadyExists,
@@ -17,7 +18,7 @@ from shared.storage import (
 from tests.fixtures.storage import SPECS
 
 
-async def outcomes(coros) -> tuple[list, list[BaseException]]:
+async def outcomes(coros) -> tuple[list[Any], list[BaseException]]:
     results = await asyncio.gather(*coros, return_exceptions=True)
     ok = [r for r in results if not isinstance(r, BaseException)]
     return ok, [r for r in results if isinstance(r, BaseException)]
@@ -27,21 +28,24 @@ async def test_one_winner_per_expected_version(store: Store) -> None:
     people = store.collection("people")
     rec = await people.create({"name": "A", "age": 0})
     ok, errors = await outcomes(
-        people.update(rec.id, {"name": "A", "age": i}, expected_version=1) for i in range(1, 21))
+        people.update(rec.id, {"name": "A", "age": i}, expected_version=1) for i in range(1, 21)
+    )
     assert len(ok) == 1, ok
     assert all(isinstance(e, VersionConflict) for e in errors), errors
     current = await people.get(rec.id)
-    assert current.version == 2 and current.body["age"] == ok[0].body["age"]
+    assert current.version == 2
+    assert current.body["age"] == ok[0].body["age"]
     assert [h.version for h in await people.history(rec.id)] == [2, 1]
 
 
 async def test_one_winner_per_unique_value_and_id(store: Store) -> None:
     people = store.collection("people")
-    ok, errors = await outcomes(
-        people.create({"name": f"P{i}", "nid": "same"}) for i in range(10))
-    assert len(ok) == 1 and all(isinstance(e, UniqueViolation) for e in errors), errors
+    ok, errors = await outcomes(people.create({"name": f"P{i}", "nid": "same"}) for i in range(10))
+    assert len(ok) == 1, errors
+    assert all(isinstance(e, UniqueViolation) for e in errors), errors
     ok, errors = await outcomes(people.create({"name": f"Q{i}"}, id="one") for i in range(10))
-    assert len(ok) == 1 and all(isinstance(e, AlreadyExists) for e in errors), errors
+    assert len(ok) == 1, errors
+    assert all(isinstance(e, AlreadyExists) for e in errors), errors
 
 
 async def test_event_sequence_numbers_from_two_clients(store: Store, tmp_path) -> None:
@@ -50,10 +54,15 @@ async def test_event_sequence_numbers_from_two_clients(store: Store, tmp_path) -
     url = getattr(store, "url", None) or f"sqlite:///{store.path}"  # type: ignore[attr-defined]
     async with open_store(url, SPECS) as other:
         a, b = store.collection("people"), other.collection("people")
-        await asyncio.gather(*(
-            coll.create({"name": f"{tag}{i}"}, events=[Event("made", f"{tag}{i}")])
-            for i in range(15) for tag, coll in (("a", a), ("b", b))))
+        await asyncio.gather(
+            *(
+                coll.create({"name": f"{tag}{i}"}, events=[Event("made", f"{tag}{i}")])
+                for i in range(15)
+                for tag, coll in (("a", a), ("b", b))
+            )
+        )
     feed = await store.events(after=0, limit=1000)
     seqs = [e.seq for e in feed]
-    assert seqs == sorted(set(seqs)) and len(feed) == 30
+    assert seqs == sorted(set(seqs))
+    assert len(feed) == 30
     assert {e.key for e in feed} == {f"{t}{i}" for t in "ab" for i in range(15)}

@@ -5,6 +5,8 @@ Every test runs on both adapters (the `store` fixture): SQLite and MongoDB (Ferr
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from shared.storage import (
@@ -22,10 +24,13 @@ from shared.storage import (
 async def test_create_assigns_id_and_version(store: Store) -> None:
     people = store.collection("people")
     rec = await people.create({"name": "Zhang Wei", "age": 30})
-    assert rec.version == 1 and not rec.deleted and rec.id
+    assert rec.version == 1
+    assert not rec.deleted
+    assert rec.id
     got = await people.get(rec.id)
     assert got.body == {"name": "Zhang Wei", "age": 30}
-    assert got.version == 1 and got.updated_at == rec.updated_at
+    assert got.version == 1
+    assert got.updated_at == rec.updated_at
 
 
 async def test_server_ids_are_unique_and_time_ordered(store: Store) -> None:
@@ -73,21 +78,27 @@ async def test_delete_is_a_versioned_tombstone(store: Store) -> None:
     rec = await people.create({"name": "A"})
     await people.update(rec.id, {"name": "B"})
     gone = await people.delete(rec.id, expected_version=2)
-    assert gone.deleted and gone.version == 3
+    assert gone.deleted
+    assert gone.version == 3
     with pytest.raises(RecordDeleted) as exc:
         await people.get(rec.id)
     assert exc.value.status == 410
     assert (await people.get(rec.id, include_deleted=True)).version == 3
     again = await people.delete(rec.id)  # idempotent: no new version
-    assert again.version == 3 and again.deleted
+    assert again.version == 3
+    assert again.deleted
     history = await people.history(rec.id)
     assert [(h.version, h.deleted, h.body) for h in history] == [
-        (3, True, {}), (2, False, {"name": "B"}), (1, False, {"name": "A"})]
+        (3, True, {}),
+        (2, False, {"name": "B"}),
+        (1, False, {"name": "A"}),
+    ]
     assert (await people.get_version(rec.id, 1)).body == {"name": "A"}
     with pytest.raises(RecordNotFound):
         await people.get_version(rec.id, 4)
     back = await people.update(rec.id, {"name": "C"})  # update brings it back
-    assert back.version == 4 and (await people.get(rec.id)).body == {"name": "C"}
+    assert back.version == 4
+    assert (await people.get(rec.id)).body == {"name": "C"}
 
 
 async def test_delete_with_wrong_version_conflicts(store: Store) -> None:
@@ -147,7 +158,9 @@ async def test_oversized_document_is_refused_and_not_written(store: Store) -> No
         ({"name": "bad"}, "x" * 65),
     ],
 )
-async def test_bad_documents_are_refused(store: Store, body: dict, doc_id: str | None) -> None:
+async def test_bad_documents_are_refused(
+    store: Store, body: dict[str, Any], doc_id: str | None
+) -> None:
     people = store.collection("people")
     with pytest.raises(InvalidDocument):
         await people.create(body, id=doc_id)

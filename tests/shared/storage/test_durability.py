@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from shared.storage import Query, Store, open_store
+from shared.storage.mongo import MongoStore
 from tests.fixtures.storage import SPECS
 from tests.fixtures.writer import BATCH_IDS
 
@@ -26,12 +27,16 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def run_writer(url: str, mode: str, acks_before_kill: int,
-               kill: Callable[[subprocess.Popen[str]], None]) -> list[str]:
+def run_writer(
+    url: str, mode: str, acks_before_kill: int, kill: Callable[[subprocess.Popen[str]], None]
+) -> list[str]:
     """Start the writer, let it acknowledge some writes, kill, and return every ack."""
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.fixtures.writer", url, mode],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert child.stdout is not None
@@ -123,6 +128,7 @@ async def test_ferretdb_batches_survive_writer_sigkill(ferretdb_factory) -> None
     # Presume dead batches dead at once, so that the sweep at open settles them now.
     async with open_store(url, SPECS, batch_timeout=0) as store:
         await check_batches(store, acks)
+        assert isinstance(store, MongoStore)
         marked = await store.coll("people").count_documents({"_tx": {"$ne": None}})
         assert marked == 0, "the sweep left batch markers behind"
 
@@ -135,5 +141,6 @@ async def test_ferretdb_batches_survive_server_sigkill(ferretdb_factory) -> None
     server.start()
     async with open_store(url, SPECS, batch_timeout=0) as store:
         await check_batches(store, acks)
+        assert isinstance(store, MongoStore)
         marked = await store.coll("people").count_documents({"_tx": {"$ne": None}})
         assert marked == 0

@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.storage.keys import date_span, day_span, fold, geohash, geohash_cells, prefixes, terms, token
+from shared.storage.keys import (
+    date_span,
+    day_span,
+    fold,
+    geohash,
+    geohash_cells,
+    prefixes,
+    terms,
+    token,
+)
 
 
 def test_fold_case_accents_width() -> None:
@@ -35,12 +44,21 @@ def test_prefixes_cover_whole_string_and_words() -> None:
         ("2024-02", datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)),
         ("2024-12", datetime(2024, 12, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC)),
         ("2024-02-29", datetime(2024, 2, 29, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)),
-        ("2024-05-03T10:00+08:00", datetime(2024, 5, 3, 2, tzinfo=UTC),
-         datetime(2024, 5, 3, 2, 1, tzinfo=UTC)),
-        ("2024-05-03T10:00:05Z", datetime(2024, 5, 3, 10, 0, 5, tzinfo=UTC),
-         datetime(2024, 5, 3, 10, 0, 6, tzinfo=UTC)),
-        ("2024-05-03T10:00:05.25Z", datetime(2024, 5, 3, 10, 0, 5, 250000, tzinfo=UTC),
-         datetime(2024, 5, 3, 10, 0, 5, 260000, tzinfo=UTC)),
+        (
+            "2024-05-03T10:00+08:00",
+            datetime(2024, 5, 3, 2, tzinfo=UTC),
+            datetime(2024, 5, 3, 2, 1, tzinfo=UTC),
+        ),
+        (
+            "2024-05-03T10:00:05Z",
+            datetime(2024, 5, 3, 10, 0, 5, tzinfo=UTC),
+            datetime(2024, 5, 3, 10, 0, 6, tzinfo=UTC),
+        ),
+        (
+            "2024-05-03T10:00:05.25Z",
+            datetime(2024, 5, 3, 10, 0, 5, 250000, tzinfo=UTC),
+            datetime(2024, 5, 3, 10, 0, 5, 260000, tzinfo=UTC),
+        ),
     ],
 )
 def test_date_span_by_precision(value: str, low: datetime, high: datetime) -> None:
@@ -50,12 +68,24 @@ def test_date_span_by_precision(value: str, low: datetime, high: datetime) -> No
 def test_date_span_reads_zoneless_dates_in_the_given_zone() -> None:
     shanghai = timezone(timedelta(hours=8))
     low, high = date_span("2024-05-03", tz=shanghai)
-    assert low == datetime(2024, 5, 2, 16, tzinfo=UTC) and high - low == timedelta(days=1)
+    assert low == datetime(2024, 5, 2, 16, tzinfo=UTC)
+    assert high - low == timedelta(days=1)
     assert day_span(low.date(), tz=UTC)[0] == datetime(2024, 5, 2, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("bad", ["", "24", "2024-13", "2024-02-30", "2024-05-03T10:00",
-                                 "2024-05-03T25:00Z", "2024-05-03T10:00+15:00", "tomorrow"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "24",
+        "2024-13",
+        "2024-02-30",
+        "2024-05-03T10:00",
+        "2024-05-03T25:00Z",
+        "2024-05-03T10:00+15:00",
+        "tomorrow",
+    ],
+)
 def test_date_span_refuses_bad_values(bad: str) -> None:
     with pytest.raises(ValueError, match=r"."):
         date_span(bad)
@@ -65,13 +95,17 @@ def test_geohash_known_values_and_cells() -> None:
     assert geohash(57.64911, 10.40744, 11) == "u4pruydqqvj"  # the classic example
     assert geohash(39.9042, 116.4074, 6) == "wx4g0b"  # Tian'anmen area
     assert geohash_cells(39.9042, 116.4074, range(1, 5)) == ["w", "wx", "wx4", "wx4g"]
-    assert geohash(90, 180, 3) and geohash(-90, -180, 3) == "000"
+    assert geohash(90, 180, 3)
+    assert geohash(-90, -180, 3) == "000"
     with pytest.raises(ValueError, match="out of range"):
         geohash(91, 0)
 
 
 def test_tokens() -> None:
-    assert token("http://loinc.org", "1234-5") == ["http://loinc.org|1234-5", "1234-5",
-                                                    "http://loinc.org|"]
+    assert token("http://loinc.org", "1234-5") == [
+        "http://loinc.org|1234-5",
+        "1234-5",
+        "http://loinc.org|",
+    ]
     assert token(None, "x") == ["|x", "x"]
     assert token("s", None) == ["s|"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -21,13 +22,29 @@ from shared.storage import (
 )
 from shared.storage.keys import date_span, fold, terms
 
-PEOPLE = [
-    {"name": "Zhang Wei", "age": 30, "born": "1990-05-01", "scores": [3, 9],
-     "tags": [["http://loinc.org", "1234-5"]], "seen": "2024-01-01T08:00:00+00:00"},
-    {"name": "Zhāng Li", "age": 41, "born": "1983", "scores": [5],
-     "tags": [["http://loinc.org", "999-1"], [None, "local"]]},
-    {"name": "Li Na", "age": 25, "born": "1999-12", "scores": [],
-     "seen": "2024-06-01T08:00:00+08:00"},
+PEOPLE: list[dict[str, Any]] = [
+    {
+        "name": "Zhang Wei",
+        "age": 30,
+        "born": "1990-05-01",
+        "scores": [3, 9],
+        "tags": [["http://loinc.org", "1234-5"]],
+        "seen": "2024-01-01T08:00:00+00:00",
+    },
+    {
+        "name": "Zhāng Li",
+        "age": 41,
+        "born": "1983",
+        "scores": [5],
+        "tags": [["http://loinc.org", "999-1"], [None, "local"]],
+    },
+    {
+        "name": "Li Na",
+        "age": 25,
+        "born": "1999-12",
+        "scores": [],
+        "seen": "2024-06-01T08:00:00+08:00",
+    },
     {"name": "张伟", "age": 30, "born": "1990-05-01T10:30:00+08:00"},
     {"name": "北京市朝阳区 王芳", "born": "1970-01-01"},
 ]
@@ -93,21 +110,21 @@ async def test_span_predicates_follow_date_precision(people) -> None:
     lo, hi = date_span("1990-05-01")  # the day, UTC
     # FHIR eq: the stored span lies within the searched one. p3 was born at 10:30 +08:00,
     # i.e. 02:30 UTC on the same day.
-    assert await ids_of(people, Span("born", low=Bounds(ge=lo), high=Bounds(le=hi))) == [
-        "p0", "p3"]
+    assert await ids_of(people, Span("born", low=Bounds(ge=lo), high=Bounds(le=hi))) == ["p0", "p3"]
     lo, hi = date_span("1990-05-01T02:30Z")  # the minute: p0's whole day is not within it
     assert await ids_of(people, Span("born", low=Bounds(ge=lo), high=Bounds(le=hi))) == ["p3"]
     lo_y, hi_y = date_span("1990")
     assert await ids_of(people, Span("born", low=Bounds(ge=lo_y), high=Bounds(le=hi_y))) == [
-        "p0", "p3"]
+        "p0",
+        "p3",
+    ]
     # FHIR sa (starts after the end of 1989) / eb (ends before 1990)
     _, end_1989 = date_span("1989")
     assert await ids_of(people, Span("born", low=Bounds(ge=end_1989))) == ["p0", "p2", "p3"]
     assert await ids_of(people, Span("born", high=Bounds(le=lo_y))) == ["p1", "p4"]
     # overlap: p1's whole-year 1983 span overlaps 1983-06
     lo_m, hi_m = date_span("1983-06")
-    assert await ids_of(people, Span("born", low=Bounds(lt=hi_m), high=Bounds(gt=lo_m))) == [
-        "p1"]
+    assert await ids_of(people, Span("born", low=Bounds(lt=hi_m), high=Bounds(gt=lo_m))) == ["p1"]
 
 
 async def test_predicates_combine_with_and(people) -> None:
@@ -131,8 +148,13 @@ async def test_sort_ascending_descending_with_missing_values(people) -> None:
 
 @pytest.mark.parametrize(
     "sort",
-    [[], [Sort("age")], [Sort("age", True)], [Sort("age", True), Sort("name")],
-     [Sort("born"), Sort("seen", True)]],
+    [
+        [],
+        [Sort("age")],
+        [Sort("age", True)],
+        [Sort("age", True), Sort("name")],
+        [Sort("born"), Sort("seen", True)],
+    ],
 )
 async def test_cursor_paging_visits_everything_once(people, sort) -> None:
     everything = await ids_of(people, sort=sort, limit=100)
@@ -144,7 +166,8 @@ async def test_cursor_paging_visits_everything_once(people, sort) -> None:
         cursor = page.next_cursor
         if cursor is None:
             break
-    assert seen == everything and len(seen) == 5
+    assert seen == everything
+    assert len(seen) == 5
 
 
 async def test_paging_stays_correct_while_data_changes(people) -> None:
@@ -167,7 +190,9 @@ async def test_count_and_total(people) -> None:
     assert await people.count() == 5
     assert await people.count([Eq("age", 30)]) == 2
     page = await people.search(Query(where=[Prefix("name", "zh")], limit=1, count=True))
-    assert page.total == 2 and len(page.items) == 1 and page.next_cursor
+    assert page.total == 2
+    assert len(page.items) == 1
+    assert page.next_cursor
     await people.delete("p0")
     assert await people.count([Eq("age", 30)]) == 1
     assert await ids_of(people, Eq("age", 30)) == ["p3"]
@@ -175,7 +200,8 @@ async def test_count_and_total(people) -> None:
 
 async def test_limit_zero_counts_only(people) -> None:
     page = await people.search(Query(where=[Eq("age", 30)], limit=0, count=True))
-    assert page.items == [] and page.total == 2
+    assert page.items == []
+    assert page.total == 2
 
 
 @pytest.mark.parametrize(
@@ -190,9 +216,9 @@ async def test_limit_zero_counts_only(people) -> None:
         Query(where=[Range("age")]),  # no bound
         Query(where=[Eq("born", datetime(2024, 1, 1, tzinfo=UTC))]),  # eq on a span
         Query(where=[In("age", [])]),  # empty in-list
-        Query(where=[AllOf("age", [1])]),  # all-of on a number
-        Query(where=[Eq("name", {"$ne": None})]),  # operator-looking value
-        Query(where=["age = 30"]),  # not a predicate
+        Query(where=[AllOf("age", [1])]),  # type: ignore[list-item]  # all-of on a number
+        Query(where=[Eq("name", {"$ne": None})]),  # type: ignore[arg-type]  # operator-like
+        Query(where=["age = 30"]),  # type: ignore[list-item]  # not a predicate
         Query(sort=[Sort("nope")]),
         Query(limit=-1),
         Query(limit=100_000),
