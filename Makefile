@@ -33,7 +33,7 @@ ferretdb: install ## Build the FerretDB v1.24.2 test server (cached outside the 
 	$(PY) -m tools.ferretdb build
 
 test: install ferretdb ## Run every test, with real servers (FerretDB; Keycloak when present)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install ## Run the tests that need no real server
 	$(PY) -m pytest -m "not mongo and not keycloak and not slow"
