@@ -7,13 +7,16 @@ between BEGIN and COMMIT, a write transaction is never interleaved with another 
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
+
+from opentelemetry import trace
 
 from shared.storage.codec import TOP, from_micros, micros, stored
 from shared.storage.errors import (
@@ -45,6 +48,30 @@ from shared.storage.query import (
 from shared.storage.schema import CollectionSpec, KeyType
 
 _SYNC_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+_tracer = trace.get_tracer(__name__)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def traced(operation: str) -> Callable[[F], F]:
+    """A client span per store call (sqlite3's own instrumentation only sees cursors, and a
+    span per SQL statement would cost more than the statements themselves)."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        async def call(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+            attributes = {"db.system": "sqlite", "db.operation.name": operation}
+            if args and isinstance(args[0], str):
+                attributes["db.collection.name"] = args[0]
+            with _tracer.start_as_current_span(
+                f"sqlite {operation}", kind=trace.SpanKind.CLIENT, attributes=attributes
+            ):
+                return await fn(self, *args, **kwargs)
+
+        return cast(F, call)
+
+    return wrap
+
+
 _OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
@@ -156,6 +183,7 @@ class SQLiteStore(Store):
             collection, row[0], row[1], bool(row[2]), from_micros(row[3]), json.loads(row[4])
         )
 
+    @traced("get")
     async def get(self, collection: str, id: str, *, include_deleted: bool = False) -> Record:
         self.spec(collection)
         row = self.db.execute(
@@ -169,6 +197,7 @@ class SQLiteStore(Store):
             raise RecordDeleted(f"{collection}/{id} was deleted", version=rec.version)
         return rec
 
+    @traced("get_version")
     async def get_version(self, collection: str, id: str, version: int) -> Record:
         self.spec(collection)
         row = self.db.execute(
@@ -180,6 +209,7 @@ class SQLiteStore(Store):
             raise RecordNotFound(f"{collection}/{id} has no version {version}")
         return self._record(collection, row)
 
+    @traced("history")
     async def history(
         self, collection: str, id: str, *, limit: int = 50, before_version: int | None = None
     ) -> list[Record]:
@@ -265,6 +295,7 @@ class SQLiteStore(Store):
         args.append(query.limit + 1)
         return sql, args, columns
 
+    @traced("search")
     async def search(self, collection: str, query: Query) -> Page:
         spec = self.spec(collection)
         validate(spec, query)
@@ -282,6 +313,7 @@ class SQLiteStore(Store):
         total = await self.count(collection, query.where) if query.count else None
         return Page([self._record(collection, r[:5]) for r in rows], cursor, total)
 
+    @traced("count")
     async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
         spec = self.spec(collection)
         q = Query(where=where)
@@ -296,6 +328,7 @@ class SQLiteStore(Store):
         rows = self.db.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
         return "\n".join(r[-1] for r in rows)
 
+    @traced("events")
     async def events(self, after: int = 0, limit: int = 100) -> list[StoredEvent]:
         rows = self.db.execute(
             "SELECT seq, type, key, payload, at FROM outbox WHERE seq>? ORDER BY seq LIMIT ?",
@@ -305,6 +338,7 @@ class SQLiteStore(Store):
 
     # --- writes ------------------------------------------------------------------------
 
+    @traced("write")
     async def write(self, ops: Sequence[WriteOp], events: Sequence[Event] = ()) -> list[Record]:
         prepared = prepare(self.specs, ops)
         evs = check_events(events)
