@@ -61,9 +61,9 @@ class ProcessSpec:
 
 
 PROCESSES: tuple[ProcessSpec, ...] = (
+    ProcessSpec("issuer", "tools.devissuer", 8080),  # first: the others validate its tokens
     ProcessSpec("gateway", "gateway", 8000),
     # Later issues add, one line each:
-    # ProcessSpec("issuer", "tools.devissuer", 8080, "/realms/huimin/.well-known/jwks"),
     # ProcessSpec("health", "services.health", 8001),
     # ProcessSpec("registry", "services.registry", 8002),
     # ProcessSpec("education", "services.education", 8003),

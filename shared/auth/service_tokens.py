@@ -47,9 +47,8 @@ class ClientCredentials:
         async with self._lock:
             if force or self._token is None or time.monotonic() > self._expires - REFRESH_MARGIN:
                 try:
-                    data: dict[str, Any] = await self._oidc.a_token(
-                        grant_type="client_credentials", scope=""
-                    )
+                    # python-keycloak's default scope ("openid"): an empty scope is refused.
+                    data: dict[str, Any] = await self._oidc.a_token(grant_type="client_credentials")
                 except KeycloakError as exc:
                     raise ServiceUnavailable(
                         f"no service token for {self.client_id}: {exc}"
