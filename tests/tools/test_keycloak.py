@@ -83,6 +83,7 @@ def _clients() -> dict[str, dict[str, Any]]:
 
 
 def _scopes(token_response: httpx.Response) -> set[str]:
+    assert token_response.status_code == httpx.codes.OK, token_response.text
     return set(token_response.json()["scope"].split())
 
 
