@@ -11,6 +11,7 @@ import functools
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -95,6 +96,15 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """One condition on a key-table row; lower rank = likelier to be selective."""
+
+    rank: int
+    cond: str
+    args: tuple[Any, ...]
+
+
 class SQLiteStore(Store):
     """The embedded store (default for `make run` and tests)."""
 
@@ -148,7 +158,10 @@ class SQLiteStore(Store):
             " WHERE s IS NOT NULL",
             f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_n')} ON {_q(c + '__k')} (k, n, hi, id)"
             " WHERE n IS NOT NULL",
-            f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_id')} ON {_q(c + '__k')} (id)",
+            # Per-record lookups: deleting a record's keys, and checking the non-driving
+            # predicates of a search for one candidate.
+            f"DROP INDEX IF EXISTS {_q(c + '__k_id')}",
+            f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_rec')} ON {_q(c + '__k')} (id, k, s, n, hi)",
             f"CREATE TABLE IF NOT EXISTS {_q(c + '__s')} (id TEXT NOT NULL, k TEXT NOT NULL,"
             " lo, hi, PRIMARY KEY (id, k)) WITHOUT ROWID",
             f"CREATE TABLE IF NOT EXISTS {_q(c + '__u')} (k TEXT NOT NULL, v TEXT NOT NULL,"
@@ -221,76 +234,95 @@ class SQLiteStore(Store):
         ).fetchall()
         return [self._record(collection, r) for r in rows]
 
-    def _predicate(self, spec: CollectionSpec, pred: Predicate, args: list[Any]) -> list[str]:
-        """SQL conditions (one per AllOf value, else one) restricting d.id by a predicate."""
-        kt = _q(spec.name + "__k")
+    @staticmethod
+    def _matchers(spec: CollectionSpec, pred: Predicate) -> list[Matcher]:
+        """Conditions on one key-table row ({t} is its alias) that together express `pred`
+        (one per AllOf value, else one), with their rank as a driving predicate."""
         kind = spec.keys[pred.key]
         col = "s" if kind is KeyType.TEXT else "n"
 
-        def sub(cond: str, *values: Any) -> str:
-            args.append(pred.key)
-            args.extend(values)
-            return f"d.id IN (SELECT id FROM {kt} WHERE k=? AND {cond})"
+        def m(rank: int, cond: str, *values: Any) -> Matcher:
+            return Matcher(rank, "{t}.k=? AND " + cond, (pred.key, *values))
 
         if isinstance(pred, Eq):
-            return [sub(f"{col}=?", stored(kind, pred.value))]
+            return [m(0 if col == "s" else 3, f"{{t}}.{col}=?", stored(kind, pred.value))]
         if isinstance(pred, In):
             vals = [stored(kind, v) for v in pred.values]
-            return [sub(f"{col} IN ({','.join('?' * len(vals))})", *vals)]
+            marks = ",".join("?" * len(vals))
+            return [m(1 if col == "s" else 5, f"{{t}}.{col} IN ({marks})", *vals)]
         if isinstance(pred, Prefix):
-            return [sub("s>=? AND s<?", pred.value, pred.value + TOP)]
+            return [m(4, "{t}.s>=? AND {t}.s<?", pred.value, pred.value + TOP)]
         if isinstance(pred, AllOf):
-            return [sub("s=?", v) for v in dict.fromkeys(pred.values)]
+            return [m(2, "{t}.s=?", v) for v in dict.fromkeys(pred.values)]
         if isinstance(pred, Range):
-            ops = [
-                (o, b)
-                for o, b in (("gt", pred.gt), ("ge", pred.ge), ("lt", pred.lt), ("le", pred.le))
-                if b is not None
-            ]
-            return [
-                sub(
-                    " AND ".join(f"n{_OPS[o]}?" for o, _ in ops), *(stored(kind, b) for _, b in ops)
-                )
-            ]
+            pairs = (("gt", pred.gt), ("ge", pred.ge), ("lt", pred.lt), ("le", pred.le))
+            ops = [(o, b) for o, b in pairs if b is not None]
+            cond = " AND ".join(f"{{t}}.n{_OPS[o]}?" for o, _ in ops)
+            return [m(7, cond, *(stored(kind, b) for _, b in ops))]
         assert isinstance(pred, Span)
-        conds = [f"n{_OPS[o]}?" for o, _ in pred.low.items()]
-        conds += [f"hi{_OPS[o]}?" for o, _ in pred.high.items()]
+        conds = [f"{{t}}.n{_OPS[o]}?" for o, _ in pred.low.items()]
+        conds += [f"{{t}}.hi{_OPS[o]}?" for o, _ in pred.high.items()]
+        # A span's low end never exceeds its high end, so an upper bound on the high end
+        # bounds the low end too: it closes the index range on (k, n) (FHIR eq, eb, ...).
+        implied = [(o, b) for o, b in pred.high.items() if o in ("lt", "le")]
+        conds += [f"{{t}}.n{_OPS[o]}?" for o, _ in implied]
         # "n IS NOT NULL" lets the planner use the partial index on (k, n, hi, id).
-        return [
-            sub(
-                "n IS NOT NULL AND " + " AND ".join(conds),
-                *(micros(b) for _, b in pred.low.items() + pred.high.items()),
+        values = (micros(b) for _, b in pred.low.items() + pred.high.items() + implied)
+        return [m(6, "{t}.n IS NOT NULL AND " + " AND ".join(conds), *values)]
+
+    def _candidates(
+        self, spec: CollectionSpec, where: Sequence[Predicate]
+    ) -> tuple[str, list[Any]]:
+        """SQL for the ids of live records matching every predicate, answered from the key
+        table alone: the most selective-looking predicate drives through its index, the
+        others are checked per candidate through the (id, k, ...) index. Deleted records
+        have no key rows, so no predicate ever meets them."""
+        matchers = sorted((m for p in where for m in self._matchers(spec, p)), key=lambda m: m.rank)
+        if not matchers:
+            return f"SELECT id FROM {_q(spec.name)} WHERE deleted=0", []
+        kt = _q(spec.name + "__k")
+        first, rest = matchers[0], matchers[1:]
+        conds = [first.cond.format(t="k0")]
+        args = list(first.args)
+        for i, m in enumerate(rest, start=1):
+            # INDEXED BY: a candidate has few key rows, but without statistics SQLite may
+            # walk the whole value range of a key for every candidate instead.
+            conds.append(
+                f"EXISTS (SELECT 1 FROM {kt} k{i} INDEXED BY {_q(spec.name + '__k_rec')}"
+                f" WHERE k{i}.id=k0.id AND {m.cond.format(t=f'k{i}')})"
             )
-        ]
+            args += m.args
+        return f"SELECT DISTINCT k0.id AS id FROM {kt} k0 WHERE {' AND '.join(conds)}", args
 
     def _select(
-        self, spec: CollectionSpec, query: Query, *, for_count: bool = False
+        self, spec: CollectionSpec, query: Query
     ) -> tuple[str, list[Any], list[tuple[str, bool]]]:
-        args: list[Any] = []
+        # Sort and page on ids and sort values first; bodies are read for the page only.
+        candidates, args = self._candidates(spec, query.where)
         joins: list[str] = []
         columns: list[tuple[str, bool]] = []
         for i, s in enumerate(query.sort):
-            joins.append(f"LEFT JOIN {_q(spec.name + '__s')} s{i} ON s{i}.id=d.id AND s{i}.k=?")
+            joins.append(f"LEFT JOIN {_q(spec.name + '__s')} s{i} ON s{i}.id=c.id AND s{i}.k=?")
             args.append(s.key)
             columns.append((f"s{i}.{'hi' if s.descending else 'lo'}", s.descending))
-        where = ["d.deleted=0"]
-        for pred in query.where:
-            where += self._predicate(spec, pred, args)
-        if query.cursor and not for_count:
+        where = "1"
+        if query.cursor:
             values, last_id = decode_cursor(spec.name, query.sort, query.cursor)
-            cond, cond_args = after(columns, values, last_id, _SQL_KEYSET)
-            where.append(cond)
+            where, cond_args = after(columns, values, last_id, _SQL_KEYSET)
             args.extend(cond_args)
-        if for_count:
-            sql = f"SELECT count(*) FROM {_q(spec.name)} d WHERE {' AND '.join(where)}"
-            return sql, args, columns
-        order = [f"{c} {'DESC' if desc else 'ASC'}" for c, desc in columns] + ["d.id ASC"]
-        select = ", ".join(
-            ["d.id", "d.version", "d.deleted", "d.updated_at", "d.body"] + [c for c, _ in columns]
+        inner_cols = ", ".join(
+            ["c.id AS id"] + [f"{c} AS c{i}" for i, (c, _) in enumerate(columns)]
         )
+        inner_order = [
+            f"c{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(columns)
+        ] + ["id ASC"]
+        outer_order = [f"p.{o}" for o in inner_order]
+        sort_cols = "".join(f", p.c{i}" for i in range(len(columns)))
         sql = (
-            f"SELECT {select} FROM {_q(spec.name)} d {' '.join(joins)}"
-            f" WHERE {' AND '.join(where)} ORDER BY {', '.join(order)} LIMIT ?"
+            f"SELECT d.id, d.version, d.deleted, d.updated_at, d.body{sort_cols} FROM"
+            f" (SELECT {inner_cols} FROM ({candidates}) c {' '.join(joins)} WHERE {where}"
+            f" ORDER BY {', '.join(inner_order)} LIMIT ?) p"
+            f" JOIN {_q(spec.name)} d ON d.id=p.id ORDER BY {', '.join(outer_order)}"
         )
         args.append(query.limit + 1)
         return sql, args, columns
@@ -316,10 +348,9 @@ class SQLiteStore(Store):
     @traced("count")
     async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
         spec = self.spec(collection)
-        q = Query(where=where)
-        validate(spec, q)
-        sql, args, _ = self._select(spec, q, for_count=True)
-        return int(self.db.execute(sql, args).fetchone()[0])
+        validate(spec, Query(where=where))
+        candidates, args = self._candidates(spec, where)
+        return int(self.db.execute(f"SELECT count(*) FROM ({candidates})", args).fetchone()[0])
 
     async def explain(self, collection: str, query: Query) -> str:
         spec = self.spec(collection)
@@ -443,7 +474,7 @@ _SQL_KEYSET: KeysetOps[Fragment] = KeysetOps(
     eq=lambda c, v: (f"{c}=?", (v,)),
     gt=lambda c, v: (f"{c}>?", (v,)),
     lt=lambda c, v: (f"{c}<?", (v,)),
-    id_gt=lambda v: ("d.id>?", (v,)),
+    id_gt=lambda v: ("c.id>?", (v,)),
     all_of=lambda xs: _join("AND", "1", xs),
     any_of=lambda xs: _join("OR", "0", xs),
 )
