@@ -12,7 +12,7 @@ from shared.auth import JWKSCache, TokenValidator
 from shared.auth.admin import admin_client, ensure_citizen_account, load_realm, sync_realm
 from shared.cli import REALM_FILE, main
 from shared.errors import Conflict
-from tools.keycloak import Keycloak
+from tools.keycloak import Keycloak, realm_representation
 
 pytestmark = pytest.mark.keycloak
 
@@ -25,18 +25,23 @@ def _admin(keycloak: Keycloak):
 
 async def test_sync_twice_changes_nothing_the_second_time(keycloak: Keycloak) -> None:
     admin = _admin(keycloak)
-    realm = load_realm(REALM_FILE)
-    # Drift: a role and a client scope removed, a client changed by hand.
-    admin.delete_realm_role("auditor")
+    # The dev realm (the realm file plus the dev-only test client), as this Keycloak runs it.
+    realm = realm_representation(dev=True)
+    assert load_realm(REALM_FILE)["clients"] == realm["clients"][: len(realm["clients"]) - 1]
+    # Drift: a role's description edited, a client scope deleted (which also takes it off
+    # every client), a client's redirect URIs changed by hand.
+    auditor = admin.get_realm_role("auditor")
+    admin.update_realm_role("auditor", {**auditor, "description": "edited by hand"})
     scope = next(s for s in admin.get_client_scopes() if s["name"] == "user/*.rs")
     admin.delete_client_scope(scope["id"])
     mobile = next(c for c in admin.get_clients() if c["clientId"] == "huimin-mobile")
     admin.update_client(mobile["id"], {**mobile, "redirectUris": ["https://evil.example/*"]})
     first = await sync_realm(admin, realm)
-    assert "created realm role auditor" in first.changes
+    assert "updated realm role auditor" in first.changes
     assert "created client scope user/*.rs" in first.changes
     assert "updated client huimin-mobile" in first.changes
     assert "added optional scope user/*.rs to client huimin-console" in first.changes
+    assert "added optional scope user/*.rs to client huimin-test" in first.changes
     second = await sync_realm(admin, realm)
     assert second.changes == []
     mobile = next(c for c in admin.get_clients() if c["clientId"] == "huimin-mobile")
