@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test test-fast lint fmt bench ferretdb clean
+.PHONY: help install run test test-fast lint fmt bench ferretdb keycloak clean
 
 help: ## Show this list of targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
@@ -32,7 +32,10 @@ run: install ## Start the dev stack (embedded store and issuer) on 127.0.0.1; Ct
 ferretdb: install ## Build the FerretDB v1.24.2 test server (cached outside the repo)
 	$(PY) -m tools.ferretdb build
 
-test: install ferretdb ## Run every test, with real servers (FerretDB; Keycloak when present)
+keycloak: install ## Fetch Keycloak 26.7.3 from Maven Central (cached outside the repo)
+	$(PY) -m tools.keycloak fetch
+
+test: install ferretdb keycloak ## Run every test, with real servers (FerretDB, Keycloak)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install ## Run the tests that need no real server

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection, urls_patterns
+from keycloak.exceptions import (
+    KeycloakDeleteError,
+    KeycloakGetError,
+    KeycloakPostError,
+    raise_error_from_response,
+)
 
 from shared.auth.service_tokens import split_issuer
 from shared.errors import Conflict
@@ -109,6 +115,7 @@ async def sync_realm(admin: KeycloakAdmin, realm: Mapping[str, Any]) -> SyncRepo
     changes: list[str] = []
     await _sync_roles(admin, realm, changes)
     scope_ids = await _sync_scopes(admin, realm, changes)
+    await _sync_scope_roles(admin, realm, scope_ids, changes)
     await _sync_clients(admin, realm, scope_ids, changes)
     return SyncReport(changes)
 
@@ -143,6 +150,48 @@ async def _sync_scopes(
             changes.append(f"updated client scope {scope['name']}")
         await _sync_mappers(admin, have["id"], scope, changes)
     return {name: s["id"] for name, s in current.items()}
+
+
+async def _sync_scope_roles(
+    admin: KeycloakAdmin,
+    realm: Mapping[str, Any],
+    scope_ids: Mapping[str, str],
+    changes: list[str],
+) -> None:
+    """Role scope mappings: a client scope with mappings is granted only to users holding
+    one of its roles (how SMART scopes follow the roles). The file is authoritative for the
+    scopes it maps: missing roles are added, others removed."""
+    for mapping in realm.get("scopeMappings", []):
+        name = mapping.get("clientScope")
+        if name not in scope_ids:
+            continue
+        wanted = set(mapping.get("roles", []))
+        # python-keycloak has no call for a client *scope's* role mappings: raw requests.
+        path = urls_patterns.URL_ADMIN_CLIENT_SCOPE_ROLE_MAPPINGS_REALM.format(
+            **{"realm-name": admin.connection.realm_name, "scope-id": scope_ids[name]}
+        )
+        current = raise_error_from_response(
+            await admin.connection.a_raw_get(path), KeycloakGetError
+        )
+        if not isinstance(current, list):
+            raise KeycloakGetError(f"unexpected answer from {path}")
+        have = {r["name"] for r in current}
+        if missing := sorted(wanted - have):
+            roles = [await admin.a_get_realm_role(r) for r in missing]
+            raise_error_from_response(
+                await admin.connection.a_raw_post(path, data=json.dumps(roles)),
+                KeycloakPostError,
+                expected_codes=[204],
+            )
+            changes.append(f"mapped roles {', '.join(missing)} to scope {name}")
+        if extra := sorted(have - wanted):
+            roles = [r for r in current if r["name"] in extra]
+            raise_error_from_response(
+                await admin.connection.a_raw_delete(path, data=json.dumps(roles)),
+                KeycloakDeleteError,
+                expected_codes=[204],
+            )
+            changes.append(f"unmapped roles {', '.join(extra)} from scope {name}")
 
 
 async def _sync_mappers(

@@ -42,6 +42,7 @@ async def test_sync_twice_changes_nothing_the_second_time(keycloak: Keycloak) ->
     assert "updated client huimin-mobile" in first.changes
     assert "added optional scope user/*.rs to client huimin-console" in first.changes
     assert "added optional scope user/*.rs to client huimin-test" in first.changes
+    assert "mapped roles auditor, clinician to scope user/*.rs" in first.changes
     second = await sync_realm(admin, realm)
     assert second.changes == []
     mobile = next(c for c in admin.get_clients() if c["clientId"] == "huimin-mobile")
