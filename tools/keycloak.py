@@ -16,10 +16,7 @@ wait on; a marker file records that it is done.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import ctypes
-import fcntl
 import json
 import os
 import re
@@ -33,12 +30,12 @@ import time
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import FrameType, TracebackType
 from typing import IO, Any, Self
 
 import httpx
 
-from tools.ferretdb import cache_root, free_port
+from tools import _server
+from tools._server import HOST, ManagedServer, Probe
 
 KEYCLOAK_VERSION = "26.7.3"
 MAVEN_ARTIFACT = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:zip"
@@ -49,15 +46,12 @@ DEV_USERS_FILE = REALM_DIR / "dev-users.json"
 DEV_CLIENTS_FILE = REALM_DIR / "dev-clients.json"
 DEV_PASSWORD = "huimin-dev"  # noqa: S105 - the documented password of the dev users
 TEST_CLIENT_ID = "huimin-test"
-HOST = "127.0.0.1"
 MIN_JAVA = 21
 DEFAULT_HEAP = "-Xms64m -Xmx512m"
 # C1 only: starts about 25% faster on two cores; peak throughput does not matter here.
 DEFAULT_JAVA_OPTS = "-XX:TieredStopAtLevel=1"
 LOG_NAME = "keycloak.log"
-_PORT_ATTEMPTS = 5
 _ADDRESS_IN_USE = "already in use"
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # Inherited, these would change Keycloak's build options (and re-augment the shared
 # distribution) or its JVM flags; each instance sets what it needs explicitly.
 _DROPPED_ENV_PREFIXES = ("KC_", "KEYCLOAK_", "QUARKUS_", "JAVA_OPTS", "JAVA_ADD_OPENS")
@@ -69,7 +63,7 @@ class KeycloakError(RuntimeError):
 
 
 def _log(message: str) -> None:
-    print(f"[keycloak] {message}", file=sys.stderr, flush=True)
+    _server.log("keycloak", message)
 
 
 # -- distribution ------------------------------------------------------------------------------
@@ -77,7 +71,7 @@ def _log(message: str) -> None:
 
 def version_dir() -> Path:
     """Cache directory of this Keycloak version (zip download, unpacked dist, markers)."""
-    return cache_root() / "keycloak" / KEYCLOAK_VERSION
+    return _server.cache_root() / "keycloak" / KEYCLOAK_VERSION
 
 
 def dist_path() -> Path:
@@ -103,19 +97,8 @@ def find_mvn() -> str:
     )
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path, waiting: str) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _log(f"waiting for {waiting} (lock {path})")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _file_lock(path: Path, waiting: str) -> contextlib.AbstractContextManager[None]:
+    return _server.file_lock(path, waiting, "keycloak")
 
 
 def _unzip(archive_path: Path, target: Path) -> None:
@@ -257,28 +240,21 @@ def client_secret(client_id: str, environ: Mapping[str, str] | None = None) -> s
 # -- server ------------------------------------------------------------------------------------
 
 
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
-
-
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: if the launcher is killed outright, the kernel
-    # sends kc.sh SIGTERM, which it forwards to the JVM (and the flag survives kc.sh's exec).
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-class Keycloak:
+class Keycloak(ManagedServer):
     """One Keycloak (``start-dev``) on a loopback port with the huimin realm imported.
 
     ``dev=True`` also imports the dev users (password ``huimin-dev``) and the dev-only
     ``huimin-test`` client (password grant); ``dev=False`` imports the production realm only.
     """
+
+    name = "Keycloak"
+    error = KeycloakError
+    log_prefix = "keycloak"
+    log_name = LOG_NAME
+    dir_label = "home_dir"
+    address_in_use = _ADDRESS_IN_USE
+    tail_lines = 60
+    poll_interval = 0.5
 
     def __init__(
         self,
@@ -292,31 +268,21 @@ class Keycloak:
         start_timeout: float = 180.0,
         stop_timeout: float = 30.0,
     ) -> None:
-        self._owns_home = home_dir is None
-        self._home = Path(
-            tempfile.mkdtemp(prefix="huimin-keycloak-") if home_dir is None else home_dir
+        super().__init__(
+            Path(tempfile.mkdtemp(prefix="huimin-keycloak-") if home_dir is None else home_dir),
+            owns_directory=home_dir is None,
+            port=port,
+            start_timeout=start_timeout,
+            stop_timeout=stop_timeout,
         )
-        self._port = port
         self._dev = dev
         self._heap = heap
         self._java_opts = java_opts
         self._java_home = Path(java_home) if java_home is not None else None
-        self._start_timeout = start_timeout
-        self._stop_timeout = stop_timeout
         self._admin_password = secrets.token_urlsafe(18)
         self._environ: dict[str, str] = {}
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
-        self._log_offset = 0
 
     # -- properties ----------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The HTTP port (fixed by the first start; restart() reuses it)."""
-        if self._port is None:
-            raise KeycloakError("Keycloak has not been started yet")
-        return self._port
 
     @property
     def base_url(self) -> str:
@@ -351,24 +317,7 @@ class Keycloak:
     @property
     def home_dir(self) -> Path:
         """This instance's Keycloak home: symlinks to the shared dist plus its own data/."""
-        return self._home
-
-    @property
-    def log_path(self) -> Path:
-        """The server's log file (appended to across restarts)."""
-        return self._home / LOG_NAME
-
-    @property
-    def pid(self) -> int:
-        """Process id of the running server (kc.sh, which execs or forwards to the JVM)."""
-        if self._process is None:
-            raise KeycloakError("Keycloak is not running")
-        return self._process.pid
-
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._process is not None and self._process.poll() is None
+        return self._dir
 
     def client_secret(self, client_id: str) -> str:
         """The secret the confidential client ``client_id`` got when this instance imported."""
@@ -390,109 +339,32 @@ class Keycloak:
             else _file_lock(version_dir() / "augment.lock", "the first start (augmentation)")
         )
         with lock:
-            self._start_on_free_port(dist, java_home)
+            self._start_on_free_port(
+                lambda port, log_file: self._spawn(dist, java_home, port, log_file)
+            )
             _augmented_marker().touch()
         return self
-
-    def stop(self) -> None:
-        """Stop the server: SIGTERM, then SIGKILL if it has not exited within stop_timeout."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # kc.sh forwards it to the JVM
-            try:
-                process.wait(self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                _log(f"Keycloak pid {process.pid} ignored SIGTERM; sending SIGKILL")
-                self._kill_group(process)
-        self._reap()
-
-    def kill(self) -> None:
-        """Kill the server (kc.sh and the JVM) with SIGKILL at once."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            self._kill_group(process)
-        self._reap()
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for the server process to exit and return its exit code."""
-        process = self._process
-        if process is None:
-            raise KeycloakError("Keycloak is not running")
-        code = process.wait(timeout)
-        self._reap()
-        return code
-
-    def restart(self) -> Self:
-        """Stop the server if it runs, then start it again on the same port and home."""
-        self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        """Stop the server and delete the home dir if it was a temporary one we created."""
-        self.stop()
-        if self._owns_home:
-            shutil.rmtree(self._home, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = f"pid={self._process.pid}" if self.running and self._process else "stopped"
-        return f"Keycloak(port={self._port}, home_dir={str(self._home)!r}, {state})"
 
     # -- internals -----------------------------------------------------------------------------
 
     def _prepare_home(self, dist: Path) -> None:
         # Keycloak finds providers, themes, conf and its data dir through kc.home.dir; the
         # shared dist stays read-only and this home owns data/ (H2, import files, tmp).
-        self._home.mkdir(parents=True, exist_ok=True)
+        self._dir.mkdir(parents=True, exist_ok=True)
         for entry in dist.iterdir():
             if entry.name == "data":
                 continue
-            link = self._home / entry.name
+            link = self._dir / entry.name
             if link.is_symlink() and link.readlink() == entry:
                 continue
             if link.is_symlink() or link.is_file():
                 link.unlink()
             link.symlink_to(entry)
-        write_import_dir(self._home / "data" / "import", dev=self._dev)
+        write_import_dir(self._dir / "data" / "import", dev=self._dev)
 
-    def _start_on_free_port(self, dist: Path, java_home: Path) -> None:
-        # A fixed port (requested, or kept for restart) must be used as is; a picked one may
-        # be taken by someone else between picking and binding, so then we pick again.
-        attempts = 1 if self._port is not None else _PORT_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            port = self._port if self._port is not None else free_port()
-            self._spawn(dist, java_home, port)
-            try:
-                self._wait_ready(port)
-            except _AddressInUse:
-                if attempt == attempts:
-                    raise KeycloakError(
-                        f"port {port} is already in use; Keycloak log {self.log_path}:\n"
-                        f"{_tail(self.log_path)}"
-                    ) from None
-                continue
-            self._port = port
-            return
-
-    def _spawn(self, dist: Path, java_home: Path, port: int) -> None:
+    def _spawn(
+        self, dist: Path, java_home: Path, port: int, log_file: IO[bytes]
+    ) -> subprocess.Popen[bytes]:
         environ = {
             key: value
             for key, value in os.environ.items()
@@ -508,7 +380,7 @@ class Keycloak:
         self._environ = environ
         command = [
             str(dist / "bin" / "kc.sh"),
-            f"-Dkc.home.dir={self._home}",  # later -D wins over kc.sh's own
+            f"-Dkc.home.dir={self._dir}",  # later -D wins over kc.sh's own
             "start-dev",
             "--import-realm",
             f"--http-host={HOST}",
@@ -519,70 +391,43 @@ class Keycloak:
             "--health-enabled=false",
             "--metrics-enabled=false",
         ]
-        self._log_file = self.log_path.open("ab")
-        self._log_file.write(f"--- launcher: starting on {HOST}:{port} ---\n".encode())
-        self._log_file.flush()
-        self._log_offset = self._log_file.tell()
-        self._process = subprocess.Popen(
+        return subprocess.Popen(
             command,
-            cwd=self._home,
+            cwd=self._dir,
             env=environ,
             stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
+            stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group: SIGKILL reaches kc.sh and the JVM
-            preexec_fn=_die_with_parent,
+            # If the launcher is killed outright, the kernel sends kc.sh SIGTERM, which it
+            # forwards to the JVM (and the flag survives kc.sh's exec).
+            preexec_fn=_server.die_with_parent,
         )
 
-    def _new_log(self) -> str:
-        try:
-            with self.log_path.open("rb") as handle:
-                handle.seek(self._log_offset)
-                return handle.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def _wait_ready(self, port: int) -> None:
-        process = self._process
-        assert process is not None
-        url = f"http://{HOST}:{port}/realms/{REALM}/.well-known/openid-configuration"
-        deadline = time.monotonic() + self._start_timeout
+    @contextlib.contextmanager
+    def _probe(self, port: int) -> Iterator[Probe]:
+        url = self._discovery_url(port)
         with httpx.Client(timeout=5.0) as client:
-            while True:
-                code = process.poll()
-                if code is not None:
-                    self._reap()
-                    if _ADDRESS_IN_USE in self._new_log():
-                        raise _AddressInUse
-                    raise KeycloakError(
-                        f"Keycloak exited with code {code} during start; log {self.log_path}:\n"
-                        f"{_tail(self.log_path)}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(url).status_code == httpx.codes.OK:
-                        return
-                if time.monotonic() > deadline:
-                    self.kill()
-                    raise KeycloakError(
-                        f"Keycloak did not serve {url} within {self._start_timeout:.0f}s; "
-                        f"log {self.log_path}:\n{_tail(self.log_path)}"
-                    )
-                time.sleep(0.5)
 
-    def _kill_group(self, process: subprocess.Popen[bytes]) -> None:
+            def ready(seconds_left: float) -> bool:
+                with contextlib.suppress(httpx.HTTPError):
+                    return client.get(url).status_code == httpx.codes.OK
+                return False
+
+            yield ready
+
+    def _readiness_goal(self, port: int) -> str:
+        return f"serve {self._discovery_url(port)}"
+
+    @staticmethod
+    def _discovery_url(port: int) -> str:
+        return f"http://{HOST}:{port}/realms/{REALM}/.well-known/openid-configuration"
+
+    def _kill_process(self, process: subprocess.Popen[bytes]) -> None:
+        # SIGTERM reaches kc.sh, which forwards it to the JVM; SIGKILL must hit the group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-    def _reap(self) -> None:
-        self._process = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-
-class _AddressInUse(Exception):
-    """The server could not bind its port (someone took it after we picked it)."""
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -591,41 +436,25 @@ class _AddressInUse(Exception):
 def _serve(port: int | None, dev: bool) -> int:
     server = Keycloak(port=port, dev=dev)
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    # Background jobs of a non-interactive shell inherit an ignored SIGINT; Ctrl-C must work.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        started = time.monotonic()
-        server.start()
+    def announce(seconds: float) -> None:
         print(server.issuer, flush=True)
         _log(
-            f"ready in {time.monotonic() - started:.0f}s, pid {server.pid}; admin console "
+            f"ready in {seconds:.0f}s, pid {server.pid}; admin console "
             f"{server.base_url}/admin/ as {server.admin_username} / {server.admin_password}; "
             f"log {server.log_path}; Ctrl-C stops"
         )
-        code = server.wait()
-        _log(f"Keycloak exited on its own with code {code}:\n{_tail(server.log_path)}")
-        return 1
-    except KeyboardInterrupt:
-        _log("stopping")
-        return 0
-    finally:
-        server.close()
+
+    return _server.serve_in_foreground(server, announce)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m tools.keycloak``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.keycloak", description=f"Keycloak {KEYCLOAK_VERSION} for Huimin"
+    parser, commands = _server.command_line(
+        "tools.keycloak", f"Keycloak {KEYCLOAK_VERSION} for Huimin"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
     fetch_cmd = commands.add_parser("fetch", help="download and unpack (cached); print the path")
     fetch_cmd.add_argument("--force", action="store_true", help="fetch and unpack again")
-    serve_cmd = commands.add_parser("serve", help="run the huimin realm until Ctrl-C")
-    serve_cmd.add_argument("--port", type=int, help="HTTP port on 127.0.0.1 (default: a free one)")
+    serve_cmd = _server.add_serve_command(commands, "run the huimin realm until Ctrl-C")
     serve_cmd.add_argument(
         "--no-dev", action="store_true", help="production realm only: no dev users, no test client"
     )
