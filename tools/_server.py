@@ -8,6 +8,7 @@ close and the context manager. Subclasses say how to spawn the process and how t
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import ctypes
@@ -95,7 +96,7 @@ class AddressInUse(Exception):
     """The server could not bind its port (someone took it after we picked it)."""
 
 
-class ManagedServer:
+class ManagedServer(abc.ABC):
     """One server process on a loopback port; its log file lives in its directory."""
 
     name: ClassVar[str]  # for messages, e.g. "FerretDB"
@@ -127,13 +128,13 @@ class ManagedServer:
 
     # -- hooks ---------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _probe(self, port: int) -> AbstractContextManager[Probe]:
         """A context giving the readiness check for a server starting on ``port``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _readiness_goal(self, port: int) -> str:
         """What ``_probe`` waits for, for the timeout message ("did not <goal> within")."""
-        raise NotImplementedError
 
     def _kill_process(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the server and wait for it."""
@@ -168,9 +169,9 @@ class ManagedServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def start(self) -> Self:
         """Start the server and wait until it is ready; returns self."""
-        raise NotImplementedError
 
     def stop(self) -> None:
         """Stop the server: SIGTERM, then SIGKILL if it has not exited within stop_timeout."""
