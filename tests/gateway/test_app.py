@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 
 from gateway.app import GatewaySettings, create_gateway_app
 from shared.settings import build_settings
+from tools._server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,13 +23,6 @@ def gateway_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUIMIN_")}
     env.update(extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_gateway_defaults():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import threading
 import time
@@ -19,6 +18,7 @@ from opentelemetry.trace import SpanKind
 from shared.app import create_app
 from shared.settings import build_settings
 from shared.telemetry import Telemetry, setup_telemetry
+from tools._server import free_port
 
 SETTINGS = build_settings(service_name="teletest")
 
@@ -107,13 +107,6 @@ def test_instrumenting_an_app_twice_is_harmless(telemetry):
     telemetry.instrument_app(app)
     telemetry.instrument_app(app)
     assert app._is_instrumented_by_opentelemetry is True  # type: ignore[attr-defined]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -15,17 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tools._server import free_port
 from tools.devstack import PROCESSES, ProcessSpec, child_environment, port_for, port_is_free
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_PORT = 8000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def process_tree(root: int) -> set[int]:
