@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from shared.storage import mongo_txn, mongo_write
 from shared.storage.codec import from_micros, matches
 from shared.storage.errors import RecordDeleted, RecordNotFound, StoreUnavailable
 from shared.storage.model import Event, Page, Record, StoredEvent, WriteOp
@@ -35,43 +35,13 @@ from shared.storage.mongo_filters import (
     sorter,
     state_keys,
 )
+from shared.storage.mongo_state import Doc, current_state, now_micros
 from shared.storage.port import Store
-from shared.storage.prepare import Prepared, check_events, prepare
-from shared.storage.query import Query, decode_cursor, encode_cursor, validate
+from shared.storage.prepare import check_events, prepare
+from shared.storage.query import Predicate, Query, decode_cursor, encode_cursor, validate
 from shared.storage.schema import CollectionSpec, KeyType
 
-Doc = dict[str, Any]
-STATE_FIELDS = ("v", "del", "at", "body", "k", "s")
 _MAX_ROUNDS = 20  # reads per page when inexact predicates keep dropping candidates
-
-
-def now_micros() -> int:
-    """Wall-clock epoch microseconds (the batch protocol compares these across processes
-    of one host; see docs/storage.md)."""
-    return time.time_ns() // 1000
-
-
-def state_of(p: Prepared, version: int, at: int) -> Doc:
-    """The stored state of a prepared write at a version."""
-    keys: dict[str, list[Any]] = {}
-    for key, values in p.keys.items():
-        if p.spec.keys[key] is KeyType.SPAN:
-            keys[key] = [{"lo": lo, "hi": hi} for lo, hi in values]
-        else:
-            keys[key] = list(values)
-    return {
-        "v": version,
-        "del": p.op == "delete",
-        "at": at,
-        "body": p.body,
-        "k": keys,
-        "s": {k: {"lo": lo, "hi": hi} for k, (lo, hi) in p.sort.items()},
-    }
-
-
-def current_state(doc: Mapping[str, Any]) -> Doc:
-    """The state fields of a stored document."""
-    return {f: doc.get(f) for f in STATE_FIELDS}
 
 
 class MongoStore(Store):
@@ -109,8 +79,6 @@ class MongoStore(Store):
             await client.close()
             raise StoreUnavailable(f"MongoDB store unreachable: {exc}") from exc
         self._client, self._db = client, db
-        from shared.storage import mongo_txn
-
         await mongo_txn.sweep(self)
         self._sweeper = asyncio.create_task(mongo_txn.sweep_forever(self))
 
@@ -254,6 +222,7 @@ class MongoStore(Store):
         self,
         spec: CollectionSpec,
         query: Query,
+        inexact: Sequence[Predicate],
         doc: Doc,
         state: Doc | None,
         as_of: int,
@@ -265,7 +234,6 @@ class MongoStore(Store):
         if state is None or state["del"]:
             return False
         in_batch = doc.get("_tx") is not None or (doc.get("_cs") or 0) > as_of
-        inexact = [p for p in query.where if not is_exact(p)]
         if not in_batch and not inexact:
             return True
         keys = state_keys(spec, state)
@@ -283,7 +251,8 @@ class MongoStore(Store):
         as_of = now_micros()
         position = decode_cursor(collection, query.sort, query.cursor) if query.cursor else None
         order = [(f, -1 if d else 1) for f, d in sort_fields(query.sort)] + [("_id", 1)]
-        exact = all(is_exact(p) for p in query.where)
+        inexact = [p for p in query.where if not is_exact(p)]
+        exact = not inexact
         key = sorter(query.sort)
         try:
             # Documents of in-flight or just-committed batches (normally none) are judged
@@ -291,7 +260,7 @@ class MongoStore(Store):
             suspects = await self._suspects(collection, as_of)
             found: dict[str, Doc] = {}
             for doc, state in await self._resolve(suspects, as_of):
-                if self._admit(spec, query, doc, state, as_of, position):
+                if self._admit(spec, query, inexact, doc, state, as_of, position):
                     assert state is not None
                     found[doc["_id"]] = state
             skip = {"_id": {"$nin": [d["_id"] for d in suspects]}} if suspects else {}
@@ -308,7 +277,7 @@ class MongoStore(Store):
                 clean = 0
                 for doc, state in await self._resolve(docs, as_of):
                     if doc["_id"] not in found and self._admit(
-                        spec, query, doc, state, as_of, position
+                        spec, query, inexact, doc, state, as_of, position
                     ):
                         assert state is not None
                         found[doc["_id"]] = state
@@ -357,7 +326,7 @@ class MongoStore(Store):
         flt = {"$or": [{"_tx": {"$ne": None}}, {"_cs": {"$gt": as_of}}]}
         return [d async for d in self.coll(collection).find(flt)]
 
-    async def count(self, collection: str, where: Sequence[Any] = ()) -> int:
+    async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
         """Exact while no batch is in flight; during one, documents it touches may be
         counted in either state (their content is never shown half-written)."""
         spec = self.spec(collection)
@@ -404,20 +373,17 @@ class MongoStore(Store):
         return json.dumps(result, default=str, indent=1)
 
     async def events(self, after: int = 0, limit: int = 100) -> list[StoredEvent]:
-        from shared.storage import mongo_txn
-
         return await mongo_txn.read_events(self, after, max(0, min(limit, 1000)))
 
     # --- writes (mongo_write.py: single writes and claims; mongo_txn.py: batches) -------
 
     async def write(self, ops: Sequence[WriteOp], events: Sequence[Event] = ()) -> list[Record]:
-        from shared.storage import mongo_txn, mongo_write
-
         prepared = prepare(self.specs, ops)
         evs = check_events(events)
         try:
             if len(prepared) == 1 and not evs:
-                return [await mongo_write.write_one(self, prepared[0])]
+                doc = await mongo_txn.load_current(self, prepared[0])
+                return [await mongo_write.write_one(self, prepared[0], doc)]
             return await mongo_txn.write_batch(self, prepared, evs)
         except PyMongoError as exc:
             raise StoreUnavailable(str(exc)) from exc

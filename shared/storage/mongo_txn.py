@@ -34,18 +34,18 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from shared.storage.codec import from_micros, micros, new_id
 from shared.storage.errors import VersionConflict
 from shared.storage.model import Record, StoredEvent
+from shared.storage.mongo_state import Doc, current_state, now_micros, state_of
 from shared.storage.mongo_write import (
     check,
     claim,
     claim_version,
-    load_current,
     release,
     unique_values,
 )
 from shared.storage.prepare import Prepared
 
 if TYPE_CHECKING:
-    from shared.storage.mongo import Doc, MongoStore
+    from shared.storage.mongo import MongoStore
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,28 @@ SWEEP_SECONDS = 10.0
 SEQ_ATTEMPTS = 100
 
 
+async def load_current(store: MongoStore, p: Prepared) -> Doc | None:
+    """The stored document an update or delete will replace (None for a create: its id is
+    checked by the atomic history insert instead, which costs no read), with any finished
+    batch on it settled first."""
+    if p.op == "create":
+        return None
+    coll = store.coll(p.spec.name)
+    doc = await coll.find_one({"_id": p.id})
+    if doc is not None and doc.get("_tx") is not None:
+        await settle(store, doc["_tx"])
+        doc = await coll.find_one({"_id": p.id})
+        if doc is not None and doc.get("_tx") is not None:
+            raise VersionConflict(
+                f"{p.spec.name}/{p.id} is part of a batch in progress; retry", busy=True
+            )
+    return doc
+
+
 async def write_batch(
     store: MongoStore, prepared: Sequence[Prepared], events: Sequence[tuple[str, str, str]]
 ) -> list[Record]:
     """Apply a batch atomically (all or nothing, never half visible)."""
-    from shared.storage.mongo import current_state, now_micros, state_of
-
     docs = [await load_current(store, p) for p in prepared]
     versions = [check(p, d) for p, d in zip(prepared, docs, strict=True)]
     now = datetime.now(UTC)
@@ -138,8 +154,6 @@ async def _append_event(store: MongoStore, event: Doc) -> None:
 
 async def _decide(store: MongoStore, tx: str, outcome: str) -> Doc:
     """Record the batch's outcome unless one is recorded already; returns the recorded one."""
-    from shared.storage.mongo import now_micros
-
     decision = {"_id": tx, "outcome": outcome, "cs": now_micros()}
     try:
         await store.coll("_txd").insert_one(decision)
@@ -172,8 +186,6 @@ async def finish(store: MongoStore, tx: str) -> None:
 
 async def abort(store: MongoStore, tx: str) -> None:
     """Roll a batch back unless it committed (then finish it instead)."""
-    from shared.storage.mongo import now_micros
-
     decision = await _decide(store, tx, "aborted")
     if decision["outcome"] == "committed":
         await finish(store, tx)
@@ -203,8 +215,6 @@ async def abort(store: MongoStore, tx: str) -> None:
 async def settle(store: MongoStore, tx: str) -> None:
     """Help a batch met on a document to its end: finish it if committed, roll it back if it
     is presumed dead; leave a live undecided batch alone."""
-    from shared.storage.mongo import now_micros
-
     d = await store.coll("_txd").find_one({"_id": tx})
     if d is not None:
         await (finish(store, tx) if d["outcome"] == "committed" else abort(store, tx))
@@ -216,8 +226,6 @@ async def settle(store: MongoStore, tx: str) -> None:
 
 async def sweep(store: MongoStore) -> None:
     """Settle batches left behind by crashed writers and forget long-finished ones."""
-    from shared.storage.mongo import now_micros
-
     txns = store.coll("_txns")
     now = now_micros()
     # Only batches older than the timeout: younger ones have a live writer finishing them.
@@ -250,8 +258,6 @@ async def read_events(store: MongoStore, after: int, limit: int) -> list[StoredE
     stops at an undecided event or at a missing number, unless the number has been missing
     for longer than GAP_TIMEOUT (its batch was rolled back or its writer died).
     """
-    from shared.storage.mongo import now_micros
-
     docs: list[Doc] = [
         d
         async for d in store.coll("_outbox")

@@ -22,33 +22,14 @@ from pymongo.errors import DuplicateKeyError
 from shared.storage.codec import from_micros, micros
 from shared.storage.errors import AlreadyExists, RecordNotFound, UniqueViolation, VersionConflict
 from shared.storage.model import Record
+from shared.storage.mongo_state import STATE_FIELDS, Doc, current_state, now_micros, state_of
 from shared.storage.prepare import Prepared
 from shared.storage.schema import CollectionSpec
 
 if TYPE_CHECKING:
-    from shared.storage.mongo import Doc, MongoStore
+    from shared.storage.mongo import MongoStore
 
 CLAIM_STALE_US = 30 * 1_000_000  # a unique claim this old whose holder lacks the value is left over
-
-
-async def load_current(store: MongoStore, p: Prepared) -> Doc | None:
-    """The stored document an update or delete will replace (None for a create: its id is
-    checked by the atomic history insert instead, which costs no read), with any finished
-    batch on it settled first."""
-    from shared.storage import mongo_txn
-
-    if p.op == "create":
-        return None
-    coll = store.coll(p.spec.name)
-    doc = await coll.find_one({"_id": p.id})
-    if doc is not None and doc.get("_tx") is not None:
-        await mongo_txn.settle(store, doc["_tx"])
-        doc = await coll.find_one({"_id": p.id})
-        if doc is not None and doc.get("_tx") is not None:
-            raise VersionConflict(
-                f"{p.spec.name}/{p.id} is part of a batch in progress; retry", busy=True
-            )
-    return doc
 
 
 def check(p: Prepared, doc: Mapping[str, Any] | None) -> int:
@@ -71,8 +52,6 @@ async def claim_version(
     store: MongoStore, p: Prepared, state: Mapping[str, Any], tx: str | None = None
 ) -> None:
     """Take the right to write `state` (version n) by inserting history entry <id>|<n>."""
-    from shared.storage.mongo import now_micros
-
     entry = {"_id": f"{p.id}|{state['v']}", "id": p.id, **state, "w": now_micros()}
     if tx is not None:
         entry["tx"] = tx
@@ -91,8 +70,6 @@ async def _roll_forward_orphan(store: MongoStore, p: Prepared) -> None:
     """Finish a single write whose writer died after its history entry: the entry holds the
     complete state, so the document is brought to it. Young entries are left alone (their
     writer may be about to finish)."""
-    from shared.storage.mongo import STATE_FIELDS, now_micros
-
     coll = store.coll(p.spec.name)
     doc = await coll.find_one({"_id": p.id})
     nxt = 1 if doc is None else int(doc["v"]) + 1
@@ -113,11 +90,9 @@ async def _roll_forward_orphan(store: MongoStore, p: Prepared) -> None:
         await coll.replace_one({"_id": p.id, "v": doc["v"]}, state)
 
 
-async def write_one(store: MongoStore, p: Prepared) -> Record:
-    """Create, update or delete one document (no events): claim, history entry, document."""
-    from shared.storage.mongo import current_state, state_of
-
-    doc = await load_current(store, p)
+async def write_one(store: MongoStore, p: Prepared, doc: Doc | None) -> Record:
+    """Create, update or delete one document (no events) whose stored form is `doc`:
+    claim, history entry, document."""
     version = check(p, doc)
     now = datetime.now(UTC)
     if version == 0:
@@ -155,8 +130,6 @@ def _claim_id(key: str, value: str) -> str:
 
 async def claim(store: MongoStore, p: Prepared, held: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Claim the unique values `p` needs and does not hold yet; returns the new claims."""
-    from shared.storage.mongo import now_micros
-
     claims = store.coll(p.spec.name + "__u")
     new: set[tuple[str, str]] = set()
     try:
@@ -195,8 +168,6 @@ async def claim(store: MongoStore, p: Prepared, held: set[tuple[str, str]]) -> s
 async def _stale(
     store: MongoStore, spec: CollectionSpec, claim: Mapping[str, Any], key: str, value: str
 ) -> bool:
-    from shared.storage.mongo import current_state, now_micros
-
     if now_micros() - claim["at"] < CLAIM_STALE_US:
         return False  # its holder may still be writing
     doc = await store.coll(spec.name).find_one({"_id": claim["id"]})

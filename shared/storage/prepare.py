@@ -6,6 +6,7 @@ so a refused batch never leaves anything behind.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,8 +118,6 @@ def prepare(specs: dict[str, CollectionSpec], ops: Sequence[WriteOp]) -> list[Pr
 
 def check_events(events: Sequence[Event]) -> list[tuple[str, str, str]]:
     """Validate events; returns (type, key, payload JSON) triples."""
-    import json
-
     if len(events) > MAX_EVENTS:
         raise InvalidDocument(f"a write appends at most {MAX_EVENTS} events")
     out = []
