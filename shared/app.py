@@ -36,6 +36,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import (
+    HuiminError,
     PayloadTooLarge,
     ServiceUnavailable,
     install_error_handlers,
@@ -78,6 +79,15 @@ ReadinessCheck: TypeAlias = Callable[[], Awaitable[object]]
 
 LifespanHook: TypeAlias = Callable[[FastAPI], AbstractAsyncContextManager[object]]
 """Creates a client on startup (put it on `app.state`) and closes it on shutdown."""
+
+ErrorRenderer: TypeAlias = Callable[[HuiminError, str], Response]
+"""Renders an error raised outside the routes (e.g. a 413 from the body limit) for a path;
+the default is problem+json, the FHIR service renders an OperationOutcome."""
+
+
+def render_problem(error: HuiminError, path: str) -> Response:
+    """The default error renderer: RFC 9457 problem+json."""
+    return problem_response(error.to_problem(path), headers=error.headers)
 
 SettingsT = TypeVar("SettingsT", bound=Settings)
 
@@ -131,6 +141,7 @@ def create_app(
     telemetry: Telemetry | None = None,
     version: str = "0.1.0",
     readiness_timeout: float = DEFAULT_READINESS_TIMEOUT,
+    render_error: ErrorRenderer = render_problem,
 ) -> FastAPI:
     """Build a service app with health, readiness, metrics, errors, tracing and request ids.
 
@@ -177,7 +188,9 @@ def create_app(
     # Starlette runs the last-added middleware first: errors innermost, then the body limit,
     # metrics, request id outermost, so a 500 or 413 is still counted and carries its id.
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, render_error=render_error
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
 
@@ -298,9 +311,12 @@ class BodyLimitMiddleware:
     metrics; this one runs inside them.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, render_error: ErrorRenderer = render_problem
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.render_error = render_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 413 up front for a declared oversize body, else count while reading."""
@@ -313,8 +329,8 @@ class BodyLimitMiddleware:
                 f"The request body exceeds the limit of {self.max_bytes} bytes.",
                 max_bytes=self.max_bytes,
             )
-            problem = error.to_problem(Request(scope).url.path)
-            await problem_response(problem)(scope, receive, send)
+            response = self.render_error(error, Request(scope).url.path)
+            await response(scope, receive, send)
             return
         received = 0
 

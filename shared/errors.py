@@ -157,6 +157,14 @@ class PayloadTooLarge(HuiminError):
     title = "Content Too Large"
 
 
+class UnsupportedMediaType(HuiminError):
+    """The request body's Content-Type is not one the endpoint accepts (415)."""
+
+    status = 415
+    type = problem_type("unsupported-media-type")
+    title = "Unsupported Media Type"
+
+
 class Unprocessable(HuiminError):
     """The request is well-formed but its content is invalid (422)."""
 
@@ -194,6 +202,7 @@ _CLASS_BY_STATUS: dict[int, type[HuiminError]] = {
         Gone,
         PreconditionFailed,
         PayloadTooLarge,
+        UnsupportedMediaType,
         Unprocessable,
         TooManyRequests,
         ServiceUnavailable,

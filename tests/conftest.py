@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.keycloak",
     "tests.fixtures.identity",
     "tests.fixtures.storage",
+    "tests.fixtures.health",
 ]

@@ -1,0 +1,63 @@
+"""The health service app: a FHIR R4 server on the suite's app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from services.health.audit import AuditLog
+from services.health.bundles import BundleProcessor
+from services.health.endpoints import public, router
+from services.health.outcome import error_outcome, install_outcome_handlers, outcome_response
+from services.health.repository import FhirRepository, make_store
+from services.health.searching import Searcher
+from services.health.service import FhirService
+from services.health.settings import HealthSettings
+from shared.app import LifespanHook, create_app
+from shared.auth.deps import auth_lifespan
+from shared.errors import HuiminError
+from shared.settings import get_settings
+from shared.telemetry import Telemetry
+
+
+def _render(error: HuiminError, path: str) -> Response:
+    return outcome_response(error.status, error_outcome(error), error.headers)
+
+
+def _fhir_lifespan(settings: HealthSettings) -> LifespanHook:
+    @asynccontextmanager
+    async def hook(app: FastAPI) -> AsyncIterator[None]:
+        repo = FhirRepository(app.state.store)
+        audit = AuditLog(
+            repo, flush_seconds=settings.audit_flush_seconds, batch_size=settings.audit_batch_size
+        )
+        service = FhirService(repo, audit, settings)
+        searcher = Searcher(service)
+        app.state.fhir = service
+        app.state.searcher = searcher
+        app.state.bundles = BundleProcessor(service, searcher, settings)
+        async with audit.running():
+            yield
+
+    return hook
+
+
+def create_health_app(
+    settings: HealthSettings | None = None, *, telemetry: Telemetry | None = None
+) -> FastAPI:
+    """Build the FHIR server (`uvicorn --factory services.health.app:create_health_app`)."""
+    settings = settings if settings is not None else get_settings(HealthSettings)
+    app = create_app(
+        settings,
+        title="Huimin health records (FHIR R4)",
+        routers=[public, router],
+        store=make_store,
+        lifespan_hooks=[auth_lifespan(settings), _fhir_lifespan(settings)],
+        telemetry=telemetry,
+        render_error=_render,
+    )
+    install_outcome_handlers(app)
+    return app

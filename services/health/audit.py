@@ -1,0 +1,225 @@
+"""Audit: an AuditEvent for every interaction that touches patient data.
+
+Records follow the spirit of IHE Basic Audit Log Patterns (BALP): type `rest`, the FHIR
+interaction as subtype, the caller as requesting agent (their Practitioner or Patient when
+known, else their account), this server as source, and one entity per resource touched plus
+a `patient` entity for each patient concerned, so that a citizen can search
+`AuditEvent?patient=<self>` to see who looked at their record.
+
+Writes carry their AuditEvent in the same atomic batch as the change. Reads and searches
+put theirs in a queue flushed in batches (at most `audit_flush_seconds` late, and on
+shutdown), so that auditing a read does not cost a database commit of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from services.health.repository import FhirRepository
+from shared.auth.principal import Principal
+
+logger = logging.getLogger(__name__)
+
+_ACTION = {
+    "create": "C",
+    "read": "R",
+    "vread": "R",
+    "history-instance": "R",
+    "history-type": "R",
+    "search-type": "E",
+    "search-system": "E",
+    "update": "U",
+    "patch": "U",
+    "delete": "D",
+    "operation": "E",
+    "transaction": "E",
+    "batch": "E",
+}
+_OUTCOME = {"success": "0", "minor": "4", "serious": "8"}
+MAX_ENTITIES = 100  # a search page of 500 resources is summed up by its patients and query
+
+
+def now_instant() -> str:
+    """The current time as a FHIR instant with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def audit_event(
+    *,
+    principal: Principal | None,
+    interaction: str,
+    resources: Iterable[str] = (),
+    patients: Iterable[str] = (),
+    query: str | None = None,
+    outcome: str = "success",
+    detail: str | None = None,
+    client_address: str | None = None,
+    self_patient: str | None = None,
+) -> dict[str, Any]:
+    """An AuditEvent for one interaction (`resources` and `patients` are "Type/id")."""
+    agent: dict[str, Any] = {
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                    "code": "IRCP",
+                    "display": "information recipient",
+                }
+            ]
+        },
+        "requestor": True,
+    }
+    if principal is not None:
+        who: dict[str, Any] = {
+            "identifier": {"system": "https://huimin.example/sid/user", "value": principal.subject},
+        }
+        if principal.username:
+            who["display"] = principal.username
+        if principal.practitioner_id:
+            who["reference"] = f"Practitioner/{principal.practitioner_id}"
+        elif self_patient:
+            who["reference"] = self_patient
+        agent["who"] = who
+        if principal.username:
+            agent["name"] = principal.username
+        if principal.client_id:
+            agent["altId"] = principal.client_id
+    if client_address:
+        agent["network"] = {"address": client_address, "type": "2"}
+    entities: list[dict[str, Any]] = []
+    patient_refs = list(dict.fromkeys(patients))
+    for ref in patient_refs[:MAX_ENTITIES]:
+        entities.append(
+            {
+                "what": {"reference": ref},
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "1",
+                },
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "1",
+                    "display": "Patient",
+                },
+            }
+        )
+    for ref in list(dict.fromkeys(r for r in resources if r not in patient_refs))[:MAX_ENTITIES]:
+        entities.append(
+            {
+                "what": {"reference": ref},
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "2",
+                },
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "4",
+                    "display": "Domain Resource",
+                },
+            }
+        )
+    if query is not None:
+        entities.append(
+            {
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "2",
+                },
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "24",
+                    "display": "Query",
+                },
+                "query": base64.b64encode(query.encode()).decode(),
+                "description": query[:1000],
+            }
+        )
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": uuid.uuid4().hex,
+        "meta": {"versionId": "1", "lastUpdated": now_instant()},
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+            "display": "RESTful Operation",
+        },
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}],
+        "action": _ACTION.get(interaction, "E"),
+        "recorded": now_instant(),
+        "outcome": _OUTCOME[outcome],
+        "agent": [agent],
+        "source": {
+            "site": "huimin",
+            "observer": {"display": "huimin-health"},
+            "type": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                    "code": "4",
+                    "display": "Application Server",
+                }
+            ],
+        },
+    }
+    if detail:
+        event["outcomeDesc"] = detail[:1000]
+    if entities:
+        event["entity"] = entities
+    return event
+
+
+class AuditLog:
+    """Queues read/search AuditEvents and stores them in batches."""
+
+    def __init__(self, repo: FhirRepository, *, flush_seconds: float, batch_size: int) -> None:
+        self.repo = repo
+        self.flush_seconds = flush_seconds
+        self.batch_size = batch_size
+        self.pending: list[Mapping[str, Any]] = []
+        self._wake = asyncio.Event()
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        """Queue an AuditEvent; it is stored within `flush_seconds`."""
+        self.pending.append(event)
+        if len(self.pending) >= self.batch_size:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Store everything queued (in batches the store accepts)."""
+        while self.pending:
+            batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
+            try:
+                await self.repo.append_audit(batch)
+            except Exception:
+                # Never drop audit records silently: put them back and let the next flush retry.
+                self.pending[:0] = batch
+                logger.exception("storing %d audit events failed; will retry", len(batch))
+                raise
+
+    async def run(self) -> None:
+        """Flush periodically until cancelled."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_seconds):
+                    await self._wake.wait()
+            self._wake.clear()
+            with contextlib.suppress(Exception):
+                await self.flush()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[AuditLog]:
+        """Run the flusher for the app's lifetime; flush what is left on shutdown."""
+        task = asyncio.create_task(self.run(), name="audit-flush")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.flush()

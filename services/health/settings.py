@@ -1,0 +1,25 @@
+"""Settings of the health service: the shared `HUIMIN_*` variables plus FHIR paging and audit."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import Settings
+
+
+class HealthSettings(Settings):
+    """Health service settings (env prefix `HUIMIN_`)."""
+
+    service_name: str = "health"
+    port: int = 8001
+    # The base URL clients see (through the gateway in the suite); Bundle links, fullUrl and
+    # Location headers are built on it. Empty: the URL of the incoming request.
+    fhir_base_url: str = ""
+    default_count: int = Field(default=20, ge=1, le=1000)
+    max_count: int = Field(default=500, ge=1, le=1000)
+    # Transactions are one atomic store batch (at most 1000 operations); each entry costs a
+    # resource write and a history row, and the audit record needs one more.
+    max_bundle_entries: int = Field(default=400, ge=1, le=490)
+    # Read and search audit records are written in batches: at most this many seconds late.
+    audit_flush_seconds: float = Field(default=0.25, gt=0, le=10)
+    audit_batch_size: int = Field(default=200, ge=1, le=900)
