@@ -19,7 +19,21 @@ from shared.storage.errors import (
 )
 from shared.storage.model import Create, Delete, Event, Page, Record, StoredEvent, Update, WriteOp
 from shared.storage.port import Collection, Store
-from shared.storage.query import AllOf, Bounds, Eq, In, Predicate, Prefix, Query, Range, Sort, Span
+from shared.storage.query import (
+    AllOf,
+    AnyOf,
+    Bounds,
+    Eq,
+    In,
+    KeyPredicate,
+    Not,
+    Predicate,
+    Prefix,
+    Query,
+    Range,
+    Sort,
+    Span,
+)
 from shared.storage.schema import CollectionSpec, KeyType
 
 
@@ -45,6 +59,7 @@ def open_store(
 __all__ = [
     "AllOf",
     "AlreadyExists",
+    "AnyOf",
     "Bounds",
     "Collection",
     "CollectionSpec",
@@ -56,7 +71,9 @@ __all__ = [
     "In",
     "InvalidDocument",
     "InvalidQuery",
+    "KeyPredicate",
     "KeyType",
+    "Not",
     "Page",
     "Predicate",
     "Prefix",

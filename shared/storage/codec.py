@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.storage.errors import DocumentTooLarge, InvalidDocument
-from shared.storage.query import AllOf, Bounds, Eq, In, Predicate, Prefix, Range
+from shared.storage.query import AllOf, AnyOf, Bounds, Eq, In, Not, Predicate, Prefix, Range
 from shared.storage.schema import CollectionSpec, KeyType
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -112,7 +112,12 @@ def _bounds_ok(value: Any, bounds: Bounds) -> bool:
 
 def matches(spec: CollectionSpec, keys: Mapping[str, list[Any]], pred: Predicate) -> bool:
     """Evaluate one predicate on a document's stored keys (only used for the handful of
-    documents of an in-flight batch; searches are answered by the database)."""
+    documents of an in-flight batch, and to re-check what a server answered as a superset;
+    searches are answered by the database)."""
+    if isinstance(pred, Not):
+        return not matches(spec, keys, pred.pred)
+    if isinstance(pred, AnyOf):
+        return any(matches(spec, keys, p) for p in pred.preds)
     kind = spec.keys[pred.key]
     values = keys.get(pred.key, [])
     if isinstance(pred, Eq):

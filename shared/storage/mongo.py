@@ -25,6 +25,7 @@ from shared.storage.errors import RecordDeleted, RecordNotFound, StoreUnavailabl
 from shared.storage.model import Event, Page, Record, StoredEvent, WriteOp
 from shared.storage.mongo_filters import (
     compare,
+    inexact_keys,
     is_exact,
     keyset_filter,
     multi_valued,
@@ -333,7 +334,7 @@ class MongoStore(Store):
         query = Query(where=where)
         validate(spec, query)
         as_of = now_micros()
-        inexact = sorted({p.key for p in query.where if not is_exact(p)})
+        inexact = sorted(set[str]().union(*(inexact_keys(p) for p in query.where)))
         try:
             suspects = await self._suspects(collection, as_of)
             skip = {"_id": {"$nin": [d["_id"] for d in suspects]}}

@@ -2,7 +2,8 @@
 
 Document layout (see docs/storage.md): `k.<key>` holds the stored key values (an array;
 spans as {lo, hi} sub-documents), `s.<key>.lo|hi` the smallest/largest value for sorting.
-Range-type predicates use `$elemMatch` so that both bounds hold for one value of an array.
+Bounds are sent per value path, not correlated with `$elemMatch` (see `is_exact`); a Not
+is a `$nor`, an AnyOf an `$or`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,19 @@ from typing import Any
 
 from shared.storage.codec import micros, stored
 from shared.storage.keyset import KeysetOps, after
-from shared.storage.query import AllOf, Eq, In, Predicate, Prefix, Range, Sort, Span
+from shared.storage.query import (
+    AllOf,
+    AnyOf,
+    Eq,
+    In,
+    KeyPredicate,
+    Not,
+    Predicate,
+    Prefix,
+    Range,
+    Sort,
+    Span,
+)
 from shared.storage.schema import CollectionSpec, KeyType
 
 _OPS = {"gt": "$gt", "ge": "$gte", "lt": "$lt", "le": "$lte"}
@@ -34,8 +47,13 @@ def is_exact(pred: Predicate) -> bool:
     Bounds on one value of an array need `$elemMatch`, which FerretDB v1 evaluates per bound
     (not per element) and refuses on sub-documents; so two-sided ranges and spans are sent
     as a superset (each bound on any value) and re-checked here for documents whose key has
-    more than one value. A single bound needs no correlation.
+    more than one value. A single bound needs no correlation. A Not or an AnyOf is exact
+    when everything inside it is.
     """
+    if isinstance(pred, Not):
+        return is_exact(pred.pred)
+    if isinstance(pred, AnyOf):
+        return all(is_exact(p) for p in pred.preds)
     if isinstance(pred, Range):
         return sum(b is not None for b in (pred.gt, pred.ge, pred.lt, pred.le)) < 2
     if isinstance(pred, Span):
@@ -43,8 +61,33 @@ def is_exact(pred: Predicate) -> bool:
     return True
 
 
+def inexact_keys(pred: Predicate) -> set[str]:
+    """The keys whose documents with several values `predicate_filter(pred)` may answer as
+    a superset (it is exact on documents where each of them has at most one value)."""
+    if isinstance(pred, Not):
+        return inexact_keys(pred.pred)
+    if isinstance(pred, AnyOf):
+        return set().union(*(inexact_keys(p) for p in pred.preds))
+    return set() if is_exact(pred) else {pred.key}
+
+
 def predicate_filter(spec: CollectionSpec, pred: Predicate) -> dict[str, Any]:
-    """The filter for one predicate (a superset of the answer where `is_exact` is False)."""
+    """The filter for one predicate: a superset of the answer where `is_exact` is False,
+    exact on documents where none of its `inexact_keys` has several values."""
+    if isinstance(pred, AnyOf):
+        return {"$or": [predicate_filter(spec, p) for p in pred.preds]}
+    if isinstance(pred, Not):
+        inner = _key_filter(spec, pred.pred)
+        if is_exact(pred.pred):
+            return {"$nor": [inner]}
+        # The inner filter is a superset on multi-valued keys, so its $nor would drop true
+        # matches there: keep every multi-valued document (re-checked in Python) and negate
+        # only where the inner filter is exact.
+        return {"$or": [{"$nor": [inner]}, multi_valued([pred.pred.key])]}
+    return _key_filter(spec, pred)
+
+
+def _key_filter(spec: CollectionSpec, pred: KeyPredicate) -> dict[str, Any]:
     kind = spec.keys[pred.key]
     path = f"k.{pred.key}"
     if isinstance(pred, Eq):

@@ -19,6 +19,7 @@ from shared.storage.schema import CollectionSpec, KeyType
 
 MAX_LIMIT = 1000
 MAX_IN_VALUES = 1000
+MAX_ANY_OF = 100
 Scalar = str | int | float | datetime
 
 
@@ -93,7 +94,29 @@ class Span:
     high: Bounds = field(default_factory=Bounds)
 
 
-Predicate = Eq | In | Prefix | Range | AllOf | Span
+KeyPredicate = Eq | In | Prefix | Range | AllOf | Span
+"""A predicate on the values of one key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    """The record does not match `pred`; records without any value for its key match (FHIR
+    `:not`, and the date prefix `ne` as `Not(Span(...))`)."""
+
+    pred: KeyPredicate
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """The record matches at least one of `preds` (1 to 100 key predicates or Nots; keys may
+    differ), e.g. FHIR's comma-separated values: `AnyOf([Prefix(k, "ab"), Prefix(k, "cd")])`.
+    An AnyOf inside an AnyOf is refused (InvalidQuery)."""
+
+    preds: Sequence[Predicate]
+
+
+Predicate = KeyPredicate | Not | AnyOf
+KEY_PREDICATES = (Eq, In, Prefix, Range, AllOf, Span)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +173,70 @@ def _refuse(spec: CollectionSpec, pred: Any, kind: KeyType) -> InvalidQuery:
     )
 
 
+def _validate_key_predicate(spec: CollectionSpec, pred: Any) -> None:
+    if not isinstance(pred, KEY_PREDICATES):
+        raise InvalidQuery(f"unknown predicate {type(pred).__name__}")
+    kind = _key(spec, pred.key)
+    if isinstance(pred, Span):
+        if kind is not KeyType.SPAN:
+            raise _refuse(spec, pred, kind)
+        if not pred.low.items() and not pred.high.items():
+            raise InvalidQuery(f"span predicate on {pred.key!r} sets no bound")
+        for _, v in pred.low.items() + pred.high.items():
+            _value(spec, pred.key, kind, v)
+    elif kind is KeyType.SPAN:
+        raise _refuse(spec, pred, kind)
+    elif isinstance(pred, Eq):
+        _value(spec, pred.key, kind, pred.value)
+    elif isinstance(pred, In | AllOf):
+        values = list(pred.values) if not isinstance(pred.values, str) else None
+        if not values or len(values) > MAX_IN_VALUES:
+            raise InvalidQuery(
+                f"{type(pred).__name__} on {pred.key!r} takes 1 to {MAX_IN_VALUES} values",
+                errors=[{"field": pred.key, "message": "empty or too long value list"}],
+            )
+        if isinstance(pred, AllOf) and kind is not KeyType.TEXT:
+            raise _refuse(spec, pred, kind)
+        for item in values:
+            _value(spec, pred.key, kind, item)
+    elif isinstance(pred, Prefix):
+        if kind is not KeyType.TEXT:
+            raise _refuse(spec, pred, kind)
+        _value(spec, pred.key, kind, pred.value)
+    else:  # Range
+        if kind is KeyType.TEXT:
+            raise _refuse(spec, pred, kind)
+        bounds = [v for v in (pred.gt, pred.ge, pred.lt, pred.le) if v is not None]
+        if not bounds:
+            raise InvalidQuery(f"range on {pred.key!r} sets no bound")
+        for bound in bounds:
+            _value(spec, pred.key, kind, bound)
+
+
+def _validate_negatable(spec: CollectionSpec, pred: Any) -> None:
+    """A key predicate or a Not of one."""
+    if isinstance(pred, Not):
+        if not isinstance(pred.pred, KEY_PREDICATES):
+            raise InvalidQuery(
+                f"Not takes an Eq, In, Prefix, Range, AllOf or Span, got {type(pred.pred).__name__}"
+            )
+        _validate_key_predicate(spec, pred.pred)
+    else:
+        _validate_key_predicate(spec, pred)
+
+
+def _validate_predicate(spec: CollectionSpec, pred: Any) -> None:
+    if not isinstance(pred, AnyOf):
+        _validate_negatable(spec, pred)
+        return
+    if not isinstance(pred.preds, list | tuple) or not 1 <= len(pred.preds) <= MAX_ANY_OF:
+        raise InvalidQuery(f"AnyOf takes a list of 1 to {MAX_ANY_OF} predicates")
+    for member in pred.preds:
+        if isinstance(member, AnyOf):
+            raise InvalidQuery("AnyOf cannot contain another AnyOf")
+        _validate_negatable(spec, member)
+
+
 def validate(spec: CollectionSpec, query: Query) -> None:
     """Check a query against a collection's schema; raise InvalidQuery on any problem."""
     if not isinstance(query.limit, int) or isinstance(query.limit, bool):
@@ -157,43 +244,7 @@ def validate(spec: CollectionSpec, query: Query) -> None:
     if not 0 <= query.limit <= MAX_LIMIT:
         raise InvalidQuery(f"limit must be between 0 and {MAX_LIMIT}")
     for pred in query.where:
-        if not isinstance(pred, Eq | In | Prefix | Range | AllOf | Span):
-            raise InvalidQuery(f"unknown predicate {type(pred).__name__}")
-        kind = _key(spec, pred.key)
-        if isinstance(pred, Span):
-            if kind is not KeyType.SPAN:
-                raise _refuse(spec, pred, kind)
-            if not pred.low.items() and not pred.high.items():
-                raise InvalidQuery(f"span predicate on {pred.key!r} sets no bound")
-            for _, v in pred.low.items() + pred.high.items():
-                _value(spec, pred.key, kind, v)
-        elif kind is KeyType.SPAN:
-            raise _refuse(spec, pred, kind)
-        elif isinstance(pred, Eq):
-            _value(spec, pred.key, kind, pred.value)
-        elif isinstance(pred, In | AllOf):
-            values = list(pred.values) if not isinstance(pred.values, str) else None
-            if not values or len(values) > MAX_IN_VALUES:
-                raise InvalidQuery(
-                    f"{type(pred).__name__} on {pred.key!r} takes 1 to {MAX_IN_VALUES} values",
-                    errors=[{"field": pred.key, "message": "empty or too long value list"}],
-                )
-            if isinstance(pred, AllOf) and kind is not KeyType.TEXT:
-                raise _refuse(spec, pred, kind)
-            for item in values:
-                _value(spec, pred.key, kind, item)
-        elif isinstance(pred, Prefix):
-            if kind is not KeyType.TEXT:
-                raise _refuse(spec, pred, kind)
-            _value(spec, pred.key, kind, pred.value)
-        else:  # Range
-            if kind is KeyType.TEXT:
-                raise _refuse(spec, pred, kind)
-            bounds = [v for v in (pred.gt, pred.ge, pred.lt, pred.le) if v is not None]
-            if not bounds:
-                raise InvalidQuery(f"range on {pred.key!r} sets no bound")
-            for bound in bounds:
-                _value(spec, pred.key, kind, bound)
+        _validate_predicate(spec, pred)
     seen: set[str] = set()
     for s in query.sort:
         if not isinstance(s, Sort):

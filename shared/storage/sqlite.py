@@ -34,9 +34,13 @@ from shared.storage.model import Event, Page, Record, StoredEvent, WriteOp
 from shared.storage.port import Store
 from shared.storage.prepare import Prepared, check_events, prepare
 from shared.storage.query import (
+    KEY_PREDICATES,
     AllOf,
+    AnyOf,
     Eq,
     In,
+    KeyPredicate,
+    Not,
     Predicate,
     Prefix,
     Query,
@@ -235,7 +239,7 @@ class SQLiteStore(Store):
         return [self._record(collection, r) for r in rows]
 
     @staticmethod
-    def _matchers(spec: CollectionSpec, pred: Predicate) -> list[Matcher]:
+    def _matchers(spec: CollectionSpec, pred: KeyPredicate) -> list[Matcher]:
         """Conditions on one key-table row ({t} is its alias) that together express `pred`
         (one per AllOf value, else one), with their rank as a driving predicate."""
         kind = spec.keys[pred.key]
@@ -274,25 +278,9 @@ class SQLiteStore(Store):
         self, spec: CollectionSpec, where: Sequence[Predicate]
     ) -> tuple[str, list[Any]]:
         """SQL for the ids of live records matching every predicate, answered from the key
-        table alone: the most selective-looking predicate drives through its index, the
-        others are checked per candidate through the (id, k, ...) index. Deleted records
-        have no key rows, so no predicate ever meets them."""
-        matchers = sorted((m for p in where for m in self._matchers(spec, p)), key=lambda m: m.rank)
-        if not matchers:
-            return f"SELECT id FROM {_q(spec.name)} WHERE deleted=0", []
-        kt = _q(spec.name + "__k")
-        first, rest = matchers[0], matchers[1:]
-        conds = [first.cond.format(t="k0")]
-        args = list(first.args)
-        for i, m in enumerate(rest, start=1):
-            # INDEXED BY: a candidate has few key rows, but without statistics SQLite may
-            # walk the whole value range of a key for every candidate instead.
-            conds.append(
-                f"EXISTS (SELECT 1 FROM {kt} k{i} INDEXED BY {_q(spec.name + '__k_rec')}"
-                f" WHERE k{i}.id=k0.id AND {m.cond.format(t=f'k{i}')})"
-            )
-            args += m.args
-        return f"SELECT DISTINCT k0.id AS id FROM {kt} k0 WHERE {' AND '.join(conds)}", args
+        table alone (see _Plan)."""
+        sql, args = _Plan(spec, self._matchers).candidates(where)
+        return sql, list(args)
 
     def _select(
         self, spec: CollectionSpec, query: Query
@@ -350,7 +338,11 @@ class SQLiteStore(Store):
         spec = self.spec(collection)
         validate(spec, Query(where=where))
         candidates, args = self._candidates(spec, where)
-        return int(self.db.execute(f"SELECT count(*) FROM ({candidates})", args).fetchone()[0])
+        try:
+            row = self.db.execute(f"SELECT count(*) FROM ({candidates})", args).fetchone()
+        except sqlite3.Error as exc:  # as in search
+            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        return int(row[0])
 
     async def explain(self, collection: str, query: Query) -> str:
         spec = self.spec(collection)
@@ -455,6 +447,115 @@ class SQLiteStore(Store):
                     key=key,
                     existing_id=holder[0] if holder else None,
                 ) from None
+
+
+class _Plan:
+    """The candidate ids of one search, from the key table alone.
+
+    The most selective-looking positive predicate drives through its index: one matcher
+    (a key-table row condition), or an AnyOf of positive predicates as the UNION of its
+    members' candidates. Every other predicate is checked per candidate through the
+    (id, k, ...) index: EXISTS per matcher, NOT (...) for a Not, OR for an AnyOf. Deleted
+    records have no key rows, so a driver from the key table never meets them; a query
+    without any positive predicate (only Nots) is driven by the collection's live rows.
+    Aliases are numbered per statement, so nested checks never shadow the id they test.
+    """
+
+    def __init__(
+        self,
+        spec: CollectionSpec,
+        matchers: Callable[[CollectionSpec, KeyPredicate], list[Matcher]],
+    ) -> None:
+        self.spec = spec
+        self.matchers = matchers
+        self.kt = _q(spec.name + "__k")
+        self.n = 0
+
+    def alias(self, prefix: str = "k") -> str:
+        """A fresh table alias."""
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def exists(self, m: Matcher, id_expr: str) -> Fragment:
+        """Whether the record `id_expr` has a key row satisfying `m`."""
+        t = self.alias()
+        # INDEXED BY: a candidate has few key rows, but without statistics SQLite may walk
+        # the whole value range of a key for every candidate instead.
+        return (
+            f"EXISTS (SELECT 1 FROM {self.kt} {t} INDEXED BY {_q(self.spec.name + '__k_rec')}"
+            f" WHERE {t}.id={id_expr} AND {m.cond.format(t=t)})",
+            m.args,
+        )
+
+    def check(self, pred: Predicate, id_expr: str) -> Fragment:
+        """Whether the record `id_expr` matches `pred`."""
+        if isinstance(pred, Not):
+            sql, args = self.check(pred.pred, id_expr)
+            return f"NOT {sql}", args
+        if isinstance(pred, AnyOf):
+            return _join("OR", "0", [self.check(p, id_expr) for p in pred.preds])
+        return _join("AND", "1", [self.exists(m, id_expr) for m in self.matchers(self.spec, pred)])
+
+    def rank(self, members: Sequence[KeyPredicate]) -> int:
+        """Rank of an AnyOf as a driver: that of its least selective member."""
+        return max(min(m.rank for m in self.matchers(self.spec, p)) for p in members)
+
+    def candidates(self, where: Sequence[Predicate], distinct: bool = True) -> Fragment:
+        """SELECT of the ids (column `id`) of live records matching every predicate."""
+        matchers = sorted(
+            (
+                m
+                for p in where
+                if not isinstance(p, Not | AnyOf)
+                for m in self.matchers(self.spec, p)
+            ),
+            key=lambda m: m.rank,
+        )
+        others: list[Not | AnyOf] = [p for p in where if isinstance(p, Not | AnyOf)]
+        # An AnyOf of key predicates only can drive (a Not member would bring nearly every
+        # record): as the union of its members' candidates.
+        unions: list[tuple[int, AnyOf, list[KeyPredicate]]] = []
+        for p in others:
+            if isinstance(p, AnyOf):
+                members = [x for x in p.preds if isinstance(x, KEY_PREDICATES)]
+                if len(members) == len(p.preds):
+                    unions.append((self.rank(members), p, members))
+        driver: list[KeyPredicate] | None = None
+        if unions:
+            rank, best, driver = min(unions, key=lambda u: u[0])
+            if matchers and matchers[0].rank <= rank:
+                driver = None
+            else:
+                others.remove(best)
+        conds: list[Fragment] = []
+        if driver is not None:
+            # UNION removes duplicates; a lone member must do it itself.
+            alone = len(driver) == 1
+            parts = [self.candidates([p], distinct=alone) for p in driver]
+            t = self.alias("u")
+            head = f"SELECT {t}.id AS id FROM ({' UNION '.join(sql for sql, _ in parts)}) {t}"
+            head_args: tuple[Any, ...] = sum((a for _, a in parts), ())
+        elif matchers:
+            first, matchers = matchers[0], matchers[1:]
+            t = self.alias()
+            head = f"SELECT {'DISTINCT ' if distinct else ''}{t}.id AS id FROM {self.kt} {t}"
+            head_args = ()
+            conds.append((first.cond.format(t=t), first.args))
+        else:
+            t = self.alias("d")
+            head = f"SELECT {t}.id AS id FROM {_q(self.spec.name)} {t}"
+            head_args = ()
+            conds.append((f"{t}.deleted=0", ()))
+        id_expr = f"{t}.id"
+        conds += [self.exists(m, id_expr) for m in matchers]
+        # Positive alternatives before negations: both are checks per candidate, the first
+        # usually rejects sooner.
+        others.sort(key=lambda p: isinstance(p, Not))
+        conds += [self.check(p, id_expr) for p in others]
+        if not conds:
+            return head, head_args
+        where_sql, where_args = _join("AND", "1", conds)
+        return f"{head} WHERE {where_sql}", head_args + where_args
 
 
 # Keyset pieces as (SQL, arguments) fragments: a piece may appear in several branches, so
