@@ -63,8 +63,8 @@ class ProcessSpec:
 PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("issuer", "tools.devissuer", 8080),  # first: the others validate its tokens
     ProcessSpec("gateway", "gateway", 8000),
+    ProcessSpec("health", "services.health", 8001, env={"HUIMIN_DEMO_DATA": "true"}),
     # Later issues add, one line each:
-    # ProcessSpec("health", "services.health", 8001),
     # ProcessSpec("registry", "services.registry", 8002),
     # ProcessSpec("education", "services.education", 8003),
     # ProcessSpec("tourism", "services.tourism", 8004),

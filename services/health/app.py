@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 
 from services.health.audit import AuditLog
 from services.health.bundles import BundleProcessor
+from services.health.demo import load_demo
 from services.health.endpoints import public, router
 from services.health.outcome import error_outcome, install_outcome_handlers, outcome_response
 from services.health.repository import FhirRepository, make_store
@@ -21,6 +23,8 @@ from shared.auth.deps import auth_lifespan
 from shared.errors import HuiminError
 from shared.settings import get_settings
 from shared.telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
 
 
 def _render(error: HuiminError, path: str) -> Response:
@@ -40,6 +44,10 @@ def _fhir_lifespan(settings: HealthSettings) -> LifespanHook:
         app.state.searcher = searcher
         app.state.bundles = BundleProcessor(service, searcher, settings)
         async with audit.running():
+            if settings.demo_data:
+                base = settings.fhir_base_url or f"http://{settings.host}:{settings.port}"
+                count = await load_demo(app.state.bundles, base)
+                logger.info("demo data: %d records present", count)
             yield
 
     return hook

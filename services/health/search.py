@@ -82,7 +82,8 @@ class SearchPlan:
     resource_type: str
     where: list[Predicate] = field(default_factory=list)
     chains: list[Chain] = field(default_factory=list)
-    contains: list[tuple[SearchParam, str]] = field(default_factory=list)  # re-checked on bodies
+    # :contains criteria (any of the values), re-checked on the bodies of a page
+    contains: list[tuple[SearchParam, list[str]]] = field(default_factory=list)
     sort: list[Sort] = field(default_factory=list)
     count: int = 20
     page: str | None = None
@@ -306,12 +307,18 @@ class SearchParser:
         if modifier == "contains":
             preds: list[Predicate] = []
             for v in values:
-                grams = trigrams(fold(v))
-                if not grams:
+                text = fold(v).strip()
+                if not text:
                     raise BadRequest(f"{param.name}:contains needs a non-blank value.")
-                preds.append(AllOf(param.key(":g"), grams))
-            if len(values) == 1:
-                plan.contains.append((param, values[0]))
+                # Short needles: the index also holds each part's last one and two characters,
+                # so a prefix of the grams finds every part containing them.
+                preds.append(
+                    Prefix(param.key(":g"), text)
+                    if len(text) < 3
+                    else AllOf(param.key(":g"), trigrams(text))
+                )
+            # Grams are a superset (order is lost): the page is re-checked on the bodies.
+            plan.contains.append((param, values))
             return _any(preds)
         folded = [fold(v).strip() for v in values]
         if any(not f for f in folded):

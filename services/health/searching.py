@@ -496,9 +496,10 @@ def _page_param(stack: Sequence[str]) -> list[tuple[str, str]]:
 
 def _contains_all(resource_type: str, body: Mapping[str, Any], plan: SearchPlan) -> bool:
     keys = extract(resource_type, body)
-    for param, value in plan.contains:
-        needle = fold(value).strip()
-        if not any(needle in fold(str(v)) for v in keys.get(param.key(":exact"), [])):
+    for param, values in plan.contains:
+        needles = [fold(v).strip() for v in values]
+        parts = [fold(str(p)) for p in keys.get(param.key(":exact"), [])]
+        if not any(n in p for n in needles for p in parts):
             return False
     return True
 

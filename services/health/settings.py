@@ -23,3 +23,5 @@ class HealthSettings(Settings):
     # Read and search audit records are written in batches: at most this many seconds late.
     audit_flush_seconds: float = Field(default=0.25, gt=0, le=10)
     audit_batch_size: int = Field(default=200, ge=1, le=900)
+    # Load the demo patients at start (the dev stack sets it; idempotent).
+    demo_data: bool = False
