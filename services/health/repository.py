@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.health.searchparams import collection_name, collection_specs, extract
+from services.health.searchparams import collection_name, collection_specs, patient_compartments
 from shared.storage import (
     CollectionSpec,
     Create,
@@ -79,7 +79,7 @@ def compartment_of(resource_type: str, body: Mapping[str, Any]) -> list[str]:
     """The patients ("Patient/<id>") whose compartment holds this resource."""
     if not body:
         return []
-    return list(extract(resource_type, body).get("_compartment", []))
+    return patient_compartments(resource_type, body)
 
 
 class FhirRepository:
