@@ -14,6 +14,7 @@ times (AND). Unknown parameters are ignored and left out of the self link, or re
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -281,7 +282,7 @@ class SearchParser:
         if t is ParamType.TOKEN:
             return [_token(param, modifier, values)]
         if t is ParamType.DATE:
-            return [_any([_date(param, v) for v in values])]
+            return [_any([_date(param, v) for v in values]), *_ne_needs_value(param, values)]
         if t is ParamType.REFERENCE:
             refs = [r for v in values for r in _reference(param, modifier, v)]
             return [In(param.key(), list(dict.fromkeys(refs)))]
@@ -292,11 +293,19 @@ class SearchParser:
         # QUANTITY, NUMBER: the number ranges OR-ed; units (quantity) must be one of those given.
         numbers = [_number(param, v) for v in values]
         units = [u for _, u in numbers if u is not None]
-        preds = [_any([p for p, _ in numbers])]
+        preds = [_any([p for p, _ in numbers]), *_ne_needs_value(param, values)]
         if units:
             if len(units) != len(numbers):
                 raise BadRequest(f"{param.name}: give a unit on every alternative or on none.")
-            preds.append(In(param.key(":u"), list(dict.fromkeys(units))))
+            if len(set(units)) > 1:
+                # Numbers and units are separate keys, so `5.4|..|g,6|..|mg` would also find
+                # 5.4 mg: refused rather than answered wrongly.
+                raise BadRequest(
+                    f"{param.name}: alternatives with different units are not supported;"
+                    " search once per unit.",
+                    issue_code="not-supported",
+                )
+            preds.append(In(param.key(":u"), units[:1]))
         return preds
 
     def _string(
@@ -362,6 +371,17 @@ def _reference(param: SearchParam, type_modifier: str, value: str) -> list[str]:
         return [f"{rtype}/{rid}"]
     types = [type_modifier] if type_modifier else list(param.targets)
     return [f"{t}/{parts[0]}" for t in types]
+
+
+def _ne_needs_value(param: SearchParam, values: list[str]) -> list[Predicate]:
+    """For `ne`: the resource must have a value to differ from. The storage's `Not` also
+    matches records without the key (right for `:not`), but `ne` compares the resource's own
+    value, so one without any is no match (as in HAPI and Medplum)."""
+    if param.name == "_lastUpdated" or not any(_prefix(v, ("ne",))[0] == "ne" for v in values):
+        return []
+    if param.type is ParamType.DATE:
+        return [Span(param.key(), low=Bounds(ge=_LOW))]
+    return [Range(param.key(), ge=-sys.float_info.max)]
 
 
 def _prefix(value: str, allowed: Sequence[str]) -> tuple[str, str]:
