@@ -50,8 +50,11 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ferretdb ## Storage benchmark on both adapters; writes bench/results/storage.md
+bench: install ferretdb ## Storage and health (FHIR over HTTP, vegeta) benchmarks; writes bench/results/
 	$(PY) -m bench.storage
+	$(PY) -m bench.loadgen install
+	$(PY) -m bench.health
+	$(PY) -m bench.health --store mongo
 
 clean: ## Remove the virtualenv, caches and var/ (demo data)
 	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache
