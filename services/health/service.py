@@ -187,9 +187,10 @@ class FhirService:
         """The current version of a resource (404 also when it is outside the caller's reach)."""
         check_type(resource_type)
         check_id(id)
-        reach = caller.access.require(resource_type, "r")
         ref = f"{resource_type}/{id}"
         try:
+            # In the try: a read refused by scope or role is audited as a failure too.
+            reach = caller.access.require(resource_type, "r")
             record = await self.repo.get(resource_type, id)
             if not self.visible(resource_type, record.body, reach):
                 raise NotFound(f"{ref} is not known.")  # existence is not revealed either

@@ -1,0 +1,246 @@
+"""The audit trail: every interaction with patient data leaves an AuditEvent saying who did
+what to whose record, with what outcome; citizens see the events about themselves (and
+only those), auditors see all, and nobody can change the trail.
+
+Reads and searches are audited in batches (a fraction of a second late), so the tests poll.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.health import Fhir
+from tests.services.health.helpers import (
+    bearer,
+    citizen_a,
+    citizen_b,
+    citizen_b_token,
+    create,
+    eventually,
+    fhirpy,
+    found,
+    observation,
+    search,
+    system_token,
+    tag,
+)
+
+INTERACTION = "http://hl7.org/fhir/restful-interaction"
+
+
+def _events(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    bundle = search(client, "/AuditEvent", _count=100, **params)
+    return [e["resource"] for e in bundle.get("entry", [])]
+
+
+def _poll(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    """The AuditEvents matching `params` once there are any (up to a few seconds)."""
+    events: list[dict[str, Any]] = eventually(lambda: _events(client, **params))
+    assert events, f"no AuditEvent for {params}"
+    return events
+
+
+def _patients(event: dict[str, Any]) -> set[str]:
+    return {
+        e["what"]["reference"]
+        for e in event.get("entity", [])
+        if e.get("role", {}).get("code") == "1" and "what" in e
+    }
+
+
+def _entities(event: dict[str, Any]) -> set[str]:
+    return {e["what"]["reference"] for e in event.get("entity", []) if "what" in e}
+
+
+def _subtype(event: dict[str, Any]) -> str:
+    codes = [c["code"] for c in event["subtype"] if c.get("system") == INTERACTION]
+    assert len(codes) == 1, event["subtype"]
+    return str(codes[0])
+
+
+def _who(event: dict[str, Any]) -> dict[str, Any]:
+    requestors = [a for a in event["agent"] if a.get("requestor")]
+    assert len(requestors) == 1, event["agent"]
+    who: dict[str, Any] = requestors[0]["who"]
+    return who
+
+
+@pytest.fixture
+def a_obs(fhir: Fhir) -> str:
+    """A fresh Observation of citizen A, made by the doctor."""
+    with fhir.client("doctor") as c:
+        return str(create(c, observation(f"Patient/{citizen_a(fhir)}", tag()))["id"])
+
+
+@pytest.fixture
+def b_obs(fhir: Fhir) -> str:
+    """A fresh Observation of citizen B, made by the doctor."""
+    with fhir.client("doctor") as c:
+        return str(create(c, observation(f"Patient/{citizen_b(fhir)[0]}", tag()))["id"])
+
+
+def test_a_read_by_the_doctor_is_audited(fhir: Fhir, a_obs: str) -> None:
+    a = citizen_a(fhir)
+    doctor_sub = _claim(fhir, "doctor", "sub")
+    fhirpy(fhir, "doctor").get("Observation", a_obs)
+    with fhir.client("auditor") as auditor:
+        (event,) = _poll(auditor, entity=f"Observation/{a_obs}", subtype=f"{INTERACTION}|read")
+        assert event["outcome"] == "0"
+        assert event["action"] == "R"
+        assert event["type"]["code"] == "rest"
+        who = _who(event)
+        assert who["reference"] == "Practitioner/prac-doctor"
+        assert who["identifier"]["value"] == doctor_sub
+        assert _patients(event) == {f"Patient/{a}"}
+        assert _entities(event) == {f"Patient/{a}", f"Observation/{a_obs}"}
+        # The same event through the other search parameters.
+        by_agent = _events(
+            auditor, agent="Practitioner/prac-doctor", entity=f"Observation/{a_obs}", action="R"
+        )
+        assert [e["id"] for e in by_agent] == [event["id"]]
+        by_patient = _events(auditor, patient=f"Patient/{a}", _id=event["id"])
+        assert [e["id"] for e in by_patient] == [event["id"]]
+        # The create was audited too, in the same write.
+        (created,) = _events(auditor, entity=f"Observation/{a_obs}", subtype="create")
+        assert created["action"] == "C"
+        assert _patients(created) == {f"Patient/{a}"}
+
+    # Citizen A sees who looked at their record.
+    citizen = fhirpy(fhir, "citizen")
+    mine = citizen.resources("AuditEvent").search(patient=f"Patient/{a}").sort("-date").limit(100)
+    assert event["id"] in {str(e["id"]) for e in mine.fetch()}
+    assert found(citizen, "AuditEvent", patient=f"Patient/{a}", entity=f"Observation/{a_obs}") == {
+        event["id"],
+        created["id"],
+    }
+    assert fhirpy(fhir, "citizen").get("AuditEvent", event["id"])["id"] == event["id"]
+
+
+def test_searches_are_audited_with_their_query(fhir: Fhir, a_obs: str) -> None:
+    a = citizen_a(fhir)
+    with fhir.client("doctor") as c:
+        search(c, "/Observation", _id=a_obs, status="final")
+    with fhir.client("auditor") as auditor:
+        (event,) = _poll(auditor, entity=f"Observation/{a_obs}", subtype="search-type")
+    assert event["outcome"] == "0"
+    assert event["action"] == "E"
+    assert _patients(event) == {f"Patient/{a}"}
+    queries = [e["description"] for e in event["entity"] if "query" in e]
+    assert len(queries) == 1
+    assert queries[0].startswith("Observation?")
+    assert f"_id={a_obs}" in queries[0]
+
+
+def test_citizen_sees_no_events_about_someone_else(fhir: Fhir, b_obs: str) -> None:
+    b = citizen_b(fhir)[0]
+    fhirpy(fhir, "doctor").get("Observation", b_obs)
+    with fhir.client("auditor") as auditor:
+        (about_b,) = _poll(auditor, entity=f"Observation/{b_obs}", subtype="read")
+    assert _patients(about_b) == {f"Patient/{b}"}
+    citizen = fhirpy(fhir, "citizen")
+    assert found(citizen, "AuditEvent", patient=f"Patient/{b}") == set()
+    assert found(citizen, "AuditEvent", entity=f"Observation/{b_obs}") == set()
+    assert found(citizen, "AuditEvent", _id=about_b["id"]) == set()
+    with fhir.client("citizen") as c:
+        response = c.get(f"/AuditEvent/{about_b['id']}")
+        assert response.status_code == 404
+        assert response.json()["resourceType"] == "OperationOutcome"
+    # B, though, sees it.
+    b_client = fhirpy(fhir, token=citizen_b_token(fhir))
+    assert about_b["id"] in found(b_client, "AuditEvent", entity=f"Observation/{b_obs}")
+
+
+def test_auditor_sees_every_patient(fhir: Fhir, a_obs: str, b_obs: str) -> None:
+    a, b = citizen_a(fhir), citizen_b(fhir)[0]
+    doctor = fhirpy(fhir, "doctor")
+    doctor.get("Observation", a_obs)
+    doctor.get("Observation", b_obs)
+    with fhir.client("auditor") as auditor:
+        (read_a,) = _poll(auditor, entity=f"Observation/{a_obs}", subtype="read")
+        (read_b,) = _poll(auditor, entity=f"Observation/{b_obs}", subtype="read")
+        both = _events(
+            auditor,
+            patient=f"Patient/{a},Patient/{b}",
+            entity=f"Observation/{a_obs},Observation/{b_obs}",
+            subtype="read",
+        )
+        assert {e["id"] for e in both} == {read_a["id"], read_b["id"]}
+        assert auditor.get(f"/AuditEvent/{read_b['id']}").status_code == 200
+
+
+def _clients(fhir: Fhir) -> dict[str, Callable[[], httpx.Client]]:
+    return {
+        "doctor": lambda: fhir.client("doctor"),
+        "citizen": lambda: fhir.client("citizen"),
+        "auditor": lambda: fhir.client("auditor"),
+        "worker": lambda: fhir.client("worker"),
+        "service": lambda: bearer(fhir, system_token(fhir)),
+    }
+
+
+def test_nobody_changes_the_trail(fhir: Fhir, a_obs: str) -> None:
+    fhirpy(fhir, "citizen").get("Observation", a_obs)
+    with fhir.client("auditor") as auditor:
+        (event,) = _poll(auditor, entity=f"Observation/{a_obs}", subtype="read")
+    url = f"/AuditEvent/{event['id']}"
+    changed = {**event, "outcome": "8"}
+    for name, make in _clients(fhir).items():
+        with make() as c:
+            for response in (
+                c.put(url, json=changed),
+                c.delete(url),
+                c.patch(
+                    url,
+                    json=[{"op": "replace", "path": "/outcome", "value": "8"}],
+                    headers={"Content-Type": "application/json-patch+json"},
+                ),
+            ):
+                assert response.status_code == 405, (name, response.request.method, response.text)
+                assert response.json()["resourceType"] == "OperationOutcome"
+                assert "GET" in response.headers.get("allow", "")
+    with fhir.client("doctor") as c:
+        response = c.post("/AuditEvent", json={k: v for k, v in event.items() if k != "id"})
+        assert response.status_code == 403, response.text
+    with fhir.client("auditor") as auditor:
+        stored = auditor.get(url).json()
+        assert stored == event
+
+
+def test_a_read_outside_the_compartment_is_audited_as_a_failure(fhir: Fhir, b_obs: str) -> None:
+    a = citizen_a(fhir)
+    with fhir.client("citizen") as c:
+        assert c.get(f"/Observation/{b_obs}").status_code == 404
+    with fhir.client("auditor") as auditor:
+        (event,) = _poll(auditor, entity=f"Observation/{b_obs}", outcome="4")
+    assert _subtype(event) == "read"
+    assert _who(event)["reference"] == f"Patient/{a}"
+    assert "outcomeDesc" in event
+    # The failure says nothing about whose the resource is.
+    assert _patients(event) == set()
+    # A sees their own failed attempt (they were the agent).
+    assert event["id"] in found(
+        fhirpy(fhir, "citizen"), "AuditEvent", patient=f"Patient/{a}", outcome="4"
+    )
+
+
+def test_a_read_refused_by_scope_is_audited_as_a_failure(fhir: Fhir, a_obs: str) -> None:
+    worker_sub = _claim(fhir, "worker", "sub")
+    with fhir.client("worker") as c:
+        assert c.get(f"/Observation/{a_obs}").status_code == 403
+    with fhir.client("auditor") as auditor:
+        (event,) = _poll(auditor, entity=f"Observation/{a_obs}", outcome="4")
+    assert _subtype(event) == "read"
+    assert _who(event)["identifier"]["value"] == worker_sub
+    assert _patients(event) == set()  # the record was never opened
+
+
+def _claim(fhir: Fhir, user: str, name: str) -> Any:
+    """A claim of a dev user's access token."""
+    payload = fhir.token(user).split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))[name]
