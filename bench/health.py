@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.health_data import Dataset
@@ -67,7 +68,7 @@ class Measured:
     scenario: Scenario
     stats: Stats
 
-    def cells(self) -> list[str]:
+    def cells(self, yes: str = "yes", no: str = "**no**") -> list[str]:
         """Table cells: scenario, request, counts, rate, latencies, errors, target, verdict."""
         s = self.stats
         latency = [s.percentile(p) for p in (50, 95, 99)]
@@ -83,7 +84,7 @@ class Measured:
             *("—" if v is None else f"{v:.1f}" for v in latency),
             errors,
             goal.text() if goal else "—",
-            ("yes" if goal.met(s) else "**no**") if goal else "—",
+            (yes if goal.met(s) else no) if goal else "—",
         ]
 
 
@@ -225,7 +226,7 @@ def run_scenario(
         f"{'—' if p95 is None else f'{p95:.1f} ms':>9}  errors {stats.error_count:,}"
     )
     for sample in stats.samples.values():
-        console.print(f"    [red]e.g.[/red] {sample}", markup=True)
+        console.print(f"    [red]e.g.[/red] {escape(sample)}")
     return attack, stats
 
 
@@ -248,13 +249,18 @@ def profile_scenario(
     return output, parse(output), stats
 
 
-def profile_tables(profile: Profile, top: int) -> list[Table]:
+def profile_views(profile: Profile, top: int) -> list[tuple[str, list[tuple[str, int]]]]:
     """Top frames by own samples, and our own functions by samples on the stack."""
-    tables = []
-    for title, rows in (
-        ("top frames (own samples: running there)", profile.top_self(top)),
+    return [
+        ("Top frames (own samples: running there)", profile.top_self(top)),
         ("services/ and shared/ functions (samples on the stack)", profile.top_own_code(top)),
-    ):
+    ]
+
+
+def profile_tables(profile: Profile, top: int) -> list[Table]:
+    """The profile views as rich tables."""
+    tables = []
+    for title, rows in profile_views(profile, top):
         table = Table(title=title, title_justify="left")
         table.add_column("%", justify="right")
         table.add_column("samples", justify="right")
@@ -318,10 +324,7 @@ def section(
             f" {stats.rate:,.0f} 2xx/s while profiled)",
             "",
         ]
-        for title, rows in (
-            ("Top frames (own samples)", profile.top_self(args.top)),
-            ("services/ and shared/ (samples on the stack)", profile.top_own_code(args.top)),
-        ):
+        for title, rows in profile_views(profile, args.top):
             cells = [[f"{100 * c / max(1, profile.samples):.1f}", f"`{n}`"] for n, c in rows]
             lines += [f"{title}:", "", *markdown_table(["%", "function (file)"], cells), ""]
     lines.append(f"<!-- /health:{args.store} -->")
@@ -351,9 +354,8 @@ def render(results: list[Measured], title: str) -> Table:
     for name in HEAD:
         table.add_column(name, justify="left" if name in ("scenario", "request") else "right")
     for m in results:
-        cells = m.cells()
-        cells[-1] = cells[-1].replace("**no**", "[bold red]no[/]").replace("yes", "[green]yes[/]")
-        table.add_row(*cells)
+        *cells, met = m.cells(yes="[green]yes[/]", no="[bold red]no[/]")
+        table.add_row(*(escape(c) for c in cells), met)
     return table
 
 
