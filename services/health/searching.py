@@ -189,19 +189,15 @@ class Searcher:
         *,
         query: str | None,
     ) -> None:
-        patients: list[str] = []
-        refs: list[str] = []
-        touched = False
-        for body in bodies:
-            rtype = str(body.get("resourceType"))
-            if rtype in PATIENT_DATA:
-                touched = True
-                patients.extend(compartment_of(rtype, body))
-                refs.append(f"{rtype}/{body.get('id')}")
+        touched = [
+            (f"{rtype}/{body.get('id')}", compartment_of(rtype, body))
+            for body in bodies
+            if (rtype := str(body.get("resourceType"))) in PATIENT_DATA
+        ]
         if touched or (query is not None and query.split("?")[0] in PATIENT_DATA):
-            self.service.log_later(
-                caller, interaction, resources=refs, patients=patients, query=query
-            )
+            # One event per patient: see FhirService.log_each_patient.
+            for event in self.service.log_each_patient(caller, interaction, touched, query=query):
+                self.service.audit.add(event)
 
     def _entry(
         self, base: Base, body: Mapping[str, Any], mode: str, plan: SearchPlan | None

@@ -43,6 +43,7 @@ from shared.storage import (
     RecordNotFound,
     VersionConflict,
 )
+from shared.storage.prepare import MAX_BATCH_OPS
 
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
 IMMUTABLE = frozenset({"AuditEvent"})  # nobody updates or deletes an audit record
@@ -149,6 +150,32 @@ class FhirService:
     def log_later(self, caller: Caller, interaction: str, **kwargs: Any) -> None:
         """Queue the AuditEvent of a read-type interaction."""
         self.audit.add(self.log(caller, interaction, **kwargs))
+
+    def log_each_patient(
+        self,
+        caller: Caller,
+        interaction: str,
+        touched: Sequence[tuple[str, Sequence[str]]],
+        *,
+        query: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The AuditEvents of an interaction on several resources (`touched`: each "Type/id"
+        with its patients): one per patient, naming that patient's resources only (as IHE
+        BALP asks). One event naming every patient would sit in each of their compartments
+        and show a citizen the others' records. Resources of no patient go in every event."""
+        shared = [ref for ref, patients in touched if not patients]
+        by_patient: dict[str, list[str]] = {}
+        for ref, patients in touched:
+            for patient in dict.fromkeys(patients):
+                by_patient.setdefault(patient, []).append(ref)
+        if not by_patient:
+            return [self.log(caller, interaction, resources=shared, query=query)]
+        return [
+            self.log(
+                caller, interaction, resources=[*refs, *shared], patients=[patient], query=query
+            )
+            for patient, refs in by_patient.items()
+        ]
 
     async def find_one(
         self, caller: Caller, resource_type: str, query: str, reach: Reach
@@ -438,13 +465,18 @@ class FhirService:
                         )
                     )
         else:
-            refs = [f"{p.resource_type}/{p.id}" for p in planned if p.change is not None]
-            patients = [x for p in planned for x in p.patients]
-            audits.append(self.log(caller, interaction, resources=refs, patients=patients))
+            touched = [(f"{p.resource_type}/{p.id}", p.patients) for p in planned if p.change]
+            audits = self.log_each_patient(caller, interaction, touched)
+        # A store batch holds a write and a history row per change and the AuditEvents; the
+        # events of a transaction touching more patients than fit follow within a second.
+        room = MAX_BATCH_OPS - 2 * len(changes)
+        audits, overflow = audits[:room], audits[room:]
         try:
             await self.repo.write(changes, audits)
         except (VersionConflict, AlreadyExists) as exc:
             raise _conflict(exc) from None
+        for event in overflow:
+            self.audit.add(event)
 
     async def write_one(self, caller: Caller, planned: Planned | None) -> Planned | None:
         """Commit one planned change."""

@@ -17,6 +17,7 @@ import pytest
 
 from tests.fixtures.health import Fhir
 from tests.services.health.helpers import (
+    TEST_SYSTEM,
     bearer,
     citizen_a,
     citizen_b,
@@ -144,7 +145,11 @@ def test_citizen_sees_no_events_about_someone_else(fhir: Fhir, b_obs: str) -> No
         (about_b,) = _poll(auditor, entity=f"Observation/{b_obs}", subtype="read")
     assert _patients(about_b) == {f"Patient/{b}"}
     citizen = fhirpy(fhir, "citizen")
-    assert found(citizen, "AuditEvent", patient=f"Patient/{b}") == set()
+    # Events naming B that A may see are A's own doings, on records that are A's too
+    # (an observation about B that A performed); never someone else's look at B's record.
+    a = citizen_a(fhir)
+    for event in citizen.resources("AuditEvent").search(patient=f"Patient/{b}").fetch_all():
+        assert _who(dict(event)).get("reference") == f"Patient/{a}", event
     assert found(citizen, "AuditEvent", entity=f"Observation/{b_obs}") == set()
     assert found(citizen, "AuditEvent", _id=about_b["id"]) == set()
     with fhir.client("citizen") as c:
@@ -154,6 +159,65 @@ def test_citizen_sees_no_events_about_someone_else(fhir: Fhir, b_obs: str) -> No
     # B, though, sees it.
     b_client = fhirpy(fhir, token=citizen_b_token(fhir))
     assert about_b["id"] in found(b_client, "AuditEvent", entity=f"Observation/{b_obs}")
+
+
+def test_a_search_across_patients_is_audited_per_patient(fhir: Fhir) -> None:
+    a, b = citizen_a(fhir), citizen_b(fhir)[0]
+    marker = tag()
+    with fhir.client("doctor") as c:
+        a_obs = create(c, observation(f"Patient/{a}", marker))["id"]
+        b_obs = create(c, observation(f"Patient/{b}", marker))["id"]
+        found_both = search(c, "/Observation", identifier=f"{TEST_SYSTEM}|{marker}")
+    assert len(found_both["entry"]) == 2
+    with fhir.client("auditor") as auditor:
+        (about_a,) = _poll(auditor, entity=f"Observation/{a_obs}", subtype="search-type")
+        (about_b,) = _poll(auditor, entity=f"Observation/{b_obs}", subtype="search-type")
+    # One event per patient (IHE BALP), each naming that patient's records only.
+    assert _patients(about_a) == {f"Patient/{a}"}
+    assert _entities(about_a) == {f"Patient/{a}", f"Observation/{a_obs}"}
+    assert _patients(about_b) == {f"Patient/{b}"}
+    assert _entities(about_b) == {f"Patient/{b}", f"Observation/{b_obs}"}
+    query = [e["description"] for e in about_a["entity"] if "query" in e]
+    assert query == [e["description"] for e in about_b["entity"] if "query" in e]
+    citizen = fhirpy(fhir, "citizen")
+    assert found(citizen, "AuditEvent", entity=f"Observation/{a_obs}") == {about_a["id"]} | {
+        e["id"] for e in _events_of(fhir, f"Observation/{a_obs}", "create")
+    }
+    assert found(citizen, "AuditEvent", entity=f"Observation/{b_obs}") == set()
+
+
+def test_a_transaction_across_patients_is_audited_per_patient(fhir: Fhir) -> None:
+    a, b = citizen_a(fhir), citizen_b(fhir)[0]
+    marker = tag()
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": observation(f"Patient/{who}", marker),
+                "request": {"method": "POST", "url": "Observation"},
+            }
+            for who in (a, b)
+        ],
+    }
+    with fhir.client("doctor") as c:
+        response = c.post("/", json=bundle)
+    assert response.status_code == 200, response.text
+    a_obs, b_obs = (e["response"]["location"].split("/")[1] for e in response.json()["entry"])
+    # Written with the change itself: there at once, no polling.
+    (about_a,) = _events_of(fhir, f"Observation/{a_obs}", "transaction")
+    (about_b,) = _events_of(fhir, f"Observation/{b_obs}", "transaction")
+    assert _entities(about_a) == {f"Patient/{a}", f"Observation/{a_obs}"}
+    assert _entities(about_b) == {f"Patient/{b}", f"Observation/{b_obs}"}
+    assert about_a["action"] == about_b["action"] == "E"
+    citizen = fhirpy(fhir, "citizen")
+    assert found(citizen, "AuditEvent", entity=f"Observation/{b_obs}") == set()
+    assert found(citizen, "AuditEvent", entity=f"Observation/{a_obs}") == {about_a["id"]}
+
+
+def _events_of(fhir: Fhir, entity: str, subtype: str) -> list[dict[str, Any]]:
+    with fhir.client("auditor") as auditor:
+        return _events(auditor, entity=entity, subtype=subtype)
 
 
 def test_auditor_sees_every_patient(fhir: Fhir, a_obs: str, b_obs: str) -> None:
