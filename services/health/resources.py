@@ -6,8 +6,11 @@ set), not a re-serialization of the model: validation must not reformat what a c
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import functools
 import re
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,7 +116,7 @@ def validate(resource: Mapping[str, Any], expected_type: str | None = None) -> d
             f"Resource type {rtype!r} is not supported here.", issue_code="not-supported"
         )
     try:
-        model_class(rtype).model_validate(dict(resource))
+        model = model_class(rtype).model_validate(dict(resource))
     except ValidationError as exc:
         raise Unprocessable(
             f"The {rtype} is not valid: {exc.error_count()} problem(s).",
@@ -121,7 +124,123 @@ def validate(resource: Mapping[str, Any], expected_type: str | None = None) -> d
         ) from None
     except (ValueError, TypeError) as exc:  # validators of fhir.resources raise plain errors
         raise Unprocessable(f"The {rtype} is not valid: {exc}", issue_code="invalid") from None
+    problems = element_issues(model, resource, rtype)
+    if problems:
+        raise Unprocessable(
+            f"The {rtype} is not valid: {len(problems)} problem(s).", issues=problems
+        )
     return dict(resource)
+
+
+_ENCOUNTER_STATUS = (
+    "planned",
+    "arrived",
+    "triaged",
+    "in-progress",
+    "onleave",
+    "finished",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
+_RESULT_STATUS = ("registered", "preliminary", "final", "amended", "corrected", "cancelled")
+# Required value sets that the models list only in part (their list ends in "+").
+_COMPLETE_CODES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Encounter", "status"): _ENCOUNTER_STATUS,
+    ("EncounterStatusHistory", "status"): _ENCOUNTER_STATUS,
+    ("Observation", "status"): (*_RESULT_STATUS, "entered-in-error", "unknown"),
+    ("DiagnosticReport", "status"): (
+        *_RESULT_STATUS,
+        "partial",
+        "appended",
+        "entered-in-error",
+        "unknown",
+    ),
+}
+
+
+@functools.cache
+def _closed_codes(cls: type[BaseModel]) -> dict[str, tuple[str, ...]]:
+    # The models list the codes of `code` elements (`enum_values`) but do not enforce them;
+    # a list with "+" or "etc." is only the start of a larger value set: checked only when
+    # the whole set is known here.
+    out = {}
+    for name, field in cls.model_fields.items():
+        extra = field.json_schema_extra
+        codes = extra.get("enum_values") if isinstance(extra, dict) else None
+        if not isinstance(codes, list) or not codes:
+            continue
+        if not {"+", "etc."} & set(codes):
+            out[name] = tuple(str(c) for c in codes)
+        elif (cls.__name__, name) in _COMPLETE_CODES:
+            out[name] = _COMPLETE_CODES[(cls.__name__, name)]
+    return out
+
+
+def _json_kind(annotation: Any) -> str | None:
+    """The JSON type of a primitive element ("boolean", "integer", "number", "string")."""
+    stack = [annotation]
+    while stack:
+        a = stack.pop()
+        if a is bool:
+            return "boolean"
+        if a is int:
+            return "integer"
+        if a is decimal.Decimal:
+            return "number"
+        if a in (str, datetime.date, datetime.datetime, datetime.time):
+            return "string"
+        if typing.get_origin(a) is typing.Annotated:
+            stack.append(typing.get_args(a)[0])
+        else:
+            stack.extend(x for x in typing.get_args(a) if x is not type(None))
+    return None
+
+
+@functools.cache
+def _json_kinds(cls: type[BaseModel]) -> dict[str, str]:
+    out = {}
+    for name, field in cls.model_fields.items():
+        kind = _json_kind(field.annotation)
+        if kind is not None:
+            out[name] = kind
+    return out
+
+
+_IS_KIND = {
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+}
+
+
+def element_issues(model: BaseModel, data: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
+    """Issues the models let pass: codes outside their required value set (Patient.gender
+    "x"), and primitives of the wrong JSON type that pydantic coerces ("active": "yes") but
+    that would be stored as sent."""
+    out = []
+    closed, kinds = _closed_codes(type(model)), _json_kinds(type(model))
+    fields = type(model).model_fields
+    for name in model.model_fields_set:  # only what the client sent
+        alias = fields[name].alias or name
+        value, raw = getattr(model, name, None), data.get(alias)
+        if value is None or raw is None:
+            continue
+        many = isinstance(value, list) and isinstance(raw, list)
+        pairs = zip(value, raw, strict=False) if many else [(value, raw)]
+        for i, (item, sent) in enumerate(pairs):
+            at = f"{path}.{alias}[{i}]" if many else f"{path}.{alias}"
+            kind, allowed = kinds.get(name), closed.get(name)
+            if kind is not None and sent is not None and not _IS_KIND[kind](sent):
+                message = f"{at}: a FHIR {kind} is expected here, got {sent!r}"
+                out.append(issue(message, code="value", expression=[at]))
+            elif allowed is not None and isinstance(item, str) and item not in allowed:
+                message = f"{at}: {item!r} is not a valid code (one of {' | '.join(allowed)})"
+                out.append(issue(message, code="code-invalid", expression=[at]))
+            elif isinstance(item, BaseModel) and isinstance(sent, dict):
+                out.extend(element_issues(item, sent, at))
+    return out
 
 
 def validation_issues(resource_type: str, exc: ValidationError) -> list[dict[str, Any]]:
