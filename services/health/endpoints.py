@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from email.utils import format_datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -27,6 +27,7 @@ from shared.errors import BadRequest, Unprocessable, UnsupportedMediaType
 from shared.storage.keys import date_span
 
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+_FORMAT_PARAMS = frozenset({"_format", "_pretty"})  # about the response, not search criteria
 
 
 def _service(request: Request) -> FhirService:
@@ -218,10 +219,21 @@ async def create(resource_type: str, request: Request, caller: CallerDep) -> Res
     service = _service(request)
     body = await _body(request)
     planned = await service.plan_create(
-        caller, resource_type, body, if_none_exist=request.headers.get("if-none-exist")
+        caller, resource_type, body, if_none_exist=_create_criteria(request)
     )
     await service.write_one(caller, planned)
     return _written(request, base_of(request), planned)
+
+
+def _create_criteria(request: Request) -> str | None:
+    """If-None-Exist, else the search parameters in the URL of the POST: that is how fhirpy's
+    get_or_create (and Aidbox) ask for a conditional create, and ignoring them would silently
+    create duplicates."""
+    header = request.headers.get("if-none-exist")
+    if header is not None:
+        return header
+    items = [(k, v) for k, v in request.query_params.multi_items() if k not in _FORMAT_PARAMS]
+    return urlencode(items) or None
 
 
 @router.put("/{resource_type}", summary="conditional update")
