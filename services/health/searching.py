@@ -435,7 +435,9 @@ class Searcher:
         patient = await self.service.read(caller, "Patient", id)
         params = dict(items)
         count = self._count(params)
-        wanted = list(PATIENT_COMPARTMENT)
+        # The audit trail is about the patient too, but it is not their record, and every
+        # $everything call would grow it: it is listed only when asked for by _type.
+        wanted = [t for t in PATIENT_COMPARTMENT if t != "AuditEvent"]
         if "_type" in params:
             asked = [t.strip() for t in params["_type"].split(",") if t.strip()]
             unknown = [t for t in asked if t not in PATIENT_COMPARTMENT and t != "Patient"]
@@ -443,7 +445,7 @@ class Searcher:
                 raise BadRequest(
                     f"_type names types outside the patient compartment: {', '.join(unknown)}."
                 )
-            wanted = [t for t in wanted if t in asked]
+            wanted = [t for t in PATIENT_COMPARTMENT if t in asked]
         types = [t for t in wanted if caller.access.reach(t, "s") is not None]
         # Position: index of the type being listed, and the cursor within it.
         token = params.get("_page")
@@ -467,6 +469,8 @@ class Searcher:
                 Query(where=[Eq("_compartment", ref)], limit=count - len(entries), cursor=cursor),
             )
             for rec in page.items:
+                if rtype == "Patient" and rec.id == id:
+                    continue  # a Patient is in its own compartment; it was listed first
                 entries.append(self._entry(base, rec.body, "match", None))
                 bodies.append(rec.body)
             if page.next_cursor:
