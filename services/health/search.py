@@ -400,7 +400,7 @@ def _date(param: SearchParam, value: str) -> Predicate:
             " dateTime with a time zone).",
             errors=[{"expression": param.name, "message": "invalid date"}],
         ) from None
-    if param.type is not ParamType.DATE:  # _lastUpdated is an instant key
+    if param.name == "_lastUpdated":  # a date parameter on an instant key, not a span
         return _instant(param, prefix, a, b)
     key = param.key()
     if prefix == "eq":
