@@ -165,6 +165,16 @@ class BundleProcessor:
                     raise _in_entry(exc, e) from None
                 if len(found) == 1:
                     ids[e.full_url] = f"{rtype}/{found[0].id}"
+        # A PUT's fullUrl names what it writes: upserts by business identifier are referenced
+        # by their urn:uuid too (IPS and other document-derived Bundles do this).
+        for e in entries:
+            if e.method == "PUT" and e.full_url and e.resource is not None:
+                try:
+                    target = await self._put_target(caller, e)
+                except HuiminError as exc:
+                    raise _in_entry(exc, e) from None
+                if target is not None:
+                    ids[e.full_url] = target
         for e in entries:
             if e.resource is not None:
                 e.resource = _rewrite(e.resource, ids)
@@ -203,11 +213,36 @@ class BundleProcessor:
 
     # --- entries -------------------------------------------------------------------------
 
+    async def _put_target(self, caller: Caller, e: Entry) -> str | None:
+        """ "Type/id" that a PUT entry will write (None for a URL that _plan refuses)."""
+        segments = e.path.split("/") if e.path else []
+        if len(segments) == 2:
+            return f"{check_type(segments[0])}/{check_id(segments[1])}"
+        if len(segments) != 1 or not e.query or e.resource is None:
+            return None
+        rtype = check_type(segments[0])
+        target = await self.service.conditional_target(caller, rtype, e.query, "u")
+        if target is not None:
+            return f"{rtype}/{target.id}"
+        return f"{rtype}/{e.resource.get('id') or uuid.uuid4().hex}"
+
     async def _plan(self, caller: Caller, e: Entry, ids: Mapping[str, str]) -> Planned | None:
         segments = e.path.split("/") if e.path else []
         if not segments:
             raise BadRequest(f"Bundle.entry[{e.index}].request.url names no resource type.")
         rtype = check_type(segments[0])
+        left = _unresolved(e.resource)
+        if left is not None:
+            # Stored as is, it would be a dangling reference no search or read can follow.
+            raise BadRequest(
+                f"The reference {left} names no entry (fullUrl) of this transaction.",
+                errors=[
+                    {
+                        "expression": f"Bundle.entry[{e.index}].resource",
+                        "message": f"unresolved reference {left}",
+                    }
+                ],
+            )
         if e.method == "POST":
             if len(segments) != 1 or e.resource is None:
                 raise BadRequest(
@@ -224,11 +259,12 @@ class BundleProcessor:
                 raise BadRequest(f"Bundle.entry[{e.index}]: PUT needs a resource.")
             if len(segments) == 1 and e.query:
                 target = await self.service.conditional_target(caller, rtype, e.query, "u")
-                rid = (
-                    target.id
-                    if target is not None
-                    else str(e.resource.get("id") or uuid.uuid4().hex)
-                )
+                if target is not None:
+                    rid = target.id
+                elif e.full_url is not None and e.full_url in ids:  # its references' id
+                    rid = ids[e.full_url].split("/", 1)[1]
+                else:
+                    rid = str(e.resource.get("id") or uuid.uuid4().hex)
                 body = {**e.resource, "id": rid}
                 return await self.service.plan_update(caller, rtype, rid, body, if_match=e.if_match)
             if len(segments) != 2:
@@ -293,6 +329,21 @@ class BundleProcessor:
                 "lastModified": rec.body.get("meta", {}).get("lastUpdated"),
             },
         }
+
+
+def _unresolved(value: Any) -> str | None:
+    """The first `urn:` reference in a resource: one that no fullUrl of the Bundle resolved."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("reference")
+            if isinstance(ref, str) and ref.startswith(("urn:uuid:", "urn:oid:")):
+                return ref
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _in_entry(exc: HuiminError, e: Entry) -> HuiminError:

@@ -153,6 +153,63 @@ def test_transaction_rewrites_urn_uuid_references(fhir: Fhir) -> None:
     assert [o.id for o in found] == [observation.id]
 
 
+def test_urn_uuid_of_a_conditional_update_entry_is_rewritten(fhir: Fhir) -> None:
+    """The pattern of IPS and other document-derived bundles: upsert the patient by business
+    identifier, reference it by the fullUrl of that entry."""
+    value = unique()
+    patient_urn = _urn()
+    criteria = f"Patient?identifier={PROBE_SYSTEM}|{value}"
+
+    def bundle(gender: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": patient_urn,
+                    "request": {"method": "PUT", "url": criteria},
+                    "resource": _patient(value, gender=gender),
+                },
+                {
+                    "request": {"method": "POST", "url": "Observation"},
+                    "resource": _observation(value, patient_urn),
+                },
+            ],
+        }
+
+    with fhir.client("doctor") as c:
+        first = _post(c, bundle("female"))
+        assert first.status_code == 200, first.text
+        assert [_status(e) for e in first.json()["entry"]] == [201, 201]
+        pid = first.json()["entry"][0]["resource"]["id"]
+        second = _post(c, bundle("male"))  # the same patient, updated
+        assert second.status_code == 200, second.text
+        assert [_status(e) for e in second.json()["entry"]] == [200, 201]
+        assert second.json()["entry"][0]["resource"]["id"] == pid
+        assert [p["gender"] for p in stored(c, "Patient", value)] == ["male"]
+        subjects = [o["subject"]["reference"] for o in stored(c, "Observation", value)]
+        assert subjects == [f"Patient/{pid}", f"Patient/{pid}"]
+
+
+def test_an_unresolved_urn_uuid_reference_fails_the_transaction(fhir: Fhir) -> None:
+    value = unique()
+    with fhir.client("doctor") as c:
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"request": {"method": "POST", "url": "Patient"}, "resource": _patient(value)},
+                {
+                    "request": {"method": "POST", "url": "Observation"},
+                    "resource": _observation(value, _urn()),  # no entry has this fullUrl
+                },
+            ],
+        }
+        assert_outcome(_post(c, bundle), 400, expression="Bundle.entry[1]")
+        assert stored(c, "Patient", value) == []
+        assert stored(c, "Observation", value) == []
+
+
 def test_a_failing_transaction_leaves_nothing_behind(fhir: Fhir) -> None:
     value = unique()
     with fhir.client("doctor") as c:
