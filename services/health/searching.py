@@ -11,6 +11,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -311,9 +312,12 @@ class Searcher:
             current = await self.repo.get(resource_type, id, include_deleted=True)
         except HuiminError as exc:
             raise _fhir_error(exc, ref) from None
+        since = _since_of(params)
         versions = await self.repo.history(
             resource_type, id, limit=count + 1, before_version=int(before) if before else None
         )
+        if since is not None:  # newest first: what is kept is a prefix
+            versions = [r for r in versions if _version_at(r) >= since]
         # Every version is checked, not only the current one: a resource moved out of the
         # caller's compartment must not show its earlier versions either.
         last_live = current.body or await self.service._last_body(
@@ -330,12 +334,12 @@ class Searcher:
             entries.append(self._history_entry(base, resource_type, rec))
         links = [{"relation": "self", "url": base.link(f"{ref}/_history", list(items))}]
         if more and versions:
+            keep = [("_count", str(count)), *[(k, v) for k, v in items if k == "_since"]]
             links.append(
                 {
                     "relation": "next",
                     "url": base.link(
-                        f"{ref}/_history",
-                        [("_count", str(count)), ("_page", str(versions[-1].version))],
+                        f"{ref}/_history", [*keep, ("_page", str(versions[-1].version))]
                     ),
                 }
             )
@@ -382,12 +386,7 @@ class Searcher:
         reach = caller.access.require(resource_type, "s")
         params = dict(items)
         count = self._count(params)
-        since = None
-        if "_since" in params:
-            try:
-                since = date_span(params["_since"])[0]
-            except ValueError:
-                raise BadRequest("_since must be a FHIR instant (with a time zone).") from None
+        since = _since_of(params)
         compartment = (
             str(reach.compartment) if reach.restricted and resource_type in PATIENT_DATA else None
         )
@@ -488,6 +487,22 @@ class Searcher:
             )
         self._audit_many(caller, "operation", bodies, query=f"Patient/{id}/$everything")
         return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+
+
+def _since_of(params: Mapping[str, str]) -> datetime | None:
+    """The `_since` of a history interaction, if given."""
+    if "_since" not in params:
+        return None
+    try:
+        return date_span(params["_since"])[0]
+    except ValueError:
+        raise BadRequest("_since must be a FHIR instant (with a time zone).") from None
+
+
+def _version_at(rec: Record) -> datetime:
+    """When a version was made: its meta.lastUpdated (a deletion has only the store's time)."""
+    at = (rec.body.get("meta") or {}).get("lastUpdated") if rec.body else None
+    return date_span(at)[0] if isinstance(at, str) else rec.updated_at
 
 
 def _page_param(stack: Sequence[str]) -> list[tuple[str, str]]:

@@ -78,6 +78,25 @@ def test_instance_history_is_newest_first_and_paged(fhir: Fhir) -> None:
     assert next_link(rest) is None
 
 
+def test_instance_history_since(fhir: Fhir) -> None:
+    with fhir.client("doctor") as c:
+        versions = _versions(c, unique(), 5)
+        pid = versions[0]["id"]
+        assert c.delete(f"/Patient/{pid}").status_code == 204
+        since = versions[2]["meta"]["lastUpdated"]  # version 3 and later
+        first = c.get(f"/Patient/{pid}/_history", params={"_since": since, "_count": 2})
+        pages = follow(c, first)
+        entries = [e for p in pages for e in entries_of(p)]
+        etags = [e["response"]["etag"] for e in entries]
+        assert etags == ['W/"6"', 'W/"5"', 'W/"4"', 'W/"3"']
+        assert all(e["resource"]["meta"]["lastUpdated"] >= since for e in entries[1:])
+        later = c.get(f"/Patient/{pid}/_history", params={"_since": "2999-01-01T00:00:00Z"})
+        assert later.status_code == 200
+        assert entries_of(later.json()) == []
+        bad = c.get(f"/Patient/{pid}/_history", params={"_since": "last week"})
+        assert_outcome(bad, 400)
+
+
 def test_history_of_an_unknown_resource_is_404(fhir: Fhir) -> None:
     with fhir.client("doctor") as c:
         assert_outcome(c.get(f"/Patient/{unique()}/_history"), 404)
