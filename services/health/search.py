@@ -394,10 +394,10 @@ def _date(param: SearchParam, value: str) -> Predicate:
     prefix, raw = _prefix(value, _DATE_PREFIXES)
     try:
         a, b = date_span(raw)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a zone offset past year 1 or 9999
         raise BadRequest(
             f"{param.name}: {raw!r} is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD, or a"
-            " dateTime with a time zone).",
+            " dateTime with a time zone), not at the very edge of year 1 or 9999.",
             errors=[{"expression": param.name, "message": "invalid date"}],
         ) from None
     if param.name == "_lastUpdated":  # a date parameter on an instant key, not a span
@@ -420,8 +420,8 @@ def _date(param: SearchParam, value: str) -> Predicate:
     if prefix == "eb":
         return Span(key, high=Bounds(le=a))
     # ap: within 10% of the distance from now (at least a day), as the spec suggests.
-    gap = max(abs(datetime.now(UTC) - a) / 10, timedelta(days=1))
-    return Span(key, low=Bounds(lt=min(b + gap, _HIGH)), high=Bounds(gt=max(a - gap, _LOW)))
+    low, high = _approximately(a, b)
+    return Span(key, low=Bounds(lt=high), high=Bounds(gt=low))
 
 
 def _instant(param: SearchParam, prefix: str, a: datetime, b: datetime) -> Predicate:
@@ -438,8 +438,17 @@ def _instant(param: SearchParam, prefix: str, a: datetime, b: datetime) -> Predi
         return Range(key, ge=a)
     if prefix == "le":
         return Range(key, lt=b)
+    low, high = _approximately(a, b)
+    return Range(key, ge=low, lt=high)
+
+
+def _approximately(a: datetime, b: datetime) -> tuple[datetime, datetime]:
+    """`ap`: within 10% of the distance from now (at least a day), as the spec suggests;
+    clamped to the calendar (datetime arithmetic past year 1 or 9999 overflows)."""
     gap = max(abs(datetime.now(UTC) - a) / 10, timedelta(days=1))
-    return Range(key, ge=a - gap, lt=b + gap)
+    low = a - gap if a - _LOW > gap else _LOW
+    high = b + gap if _HIGH - b > gap else _HIGH
+    return low, high
 
 
 def _number(param: SearchParam, value: str) -> tuple[Predicate, str | None]:

@@ -495,7 +495,7 @@ def _since_of(params: Mapping[str, str]) -> datetime | None:
         return None
     try:
         return date_span(params["_since"])[0]
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadRequest("_since must be a FHIR instant (with a time zone).") from None
 
 

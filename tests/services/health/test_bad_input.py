@@ -260,6 +260,32 @@ def test_operator_looking_search_values_are_literal(
             assert "$ne" not in self_url
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/Observation", {"date": "ge9999-12-31T23:59:59Z"}),
+        ("/Observation", {"date": "sa9999-12-31"}),
+        ("/Observation", {"date": "0001-01-01T00:00:00+14:00"}),
+        ("/Observation", {"date": "ap0001"}),
+        ("/Patient", {"_lastUpdated": "ap9999-12-31T23:00:00-12:00"}),
+        ("/Patient", {"birthdate": "ap0001-01-01"}),
+        ("/Patient/_history", {"_since": "0001-01-01T00:00:00+14:00"}),
+        ("/Observation", {"value-quantity": "1e400"}),
+        ("/Observation", {"value-quantity": "ap-1e308"}),
+        ("/Patient", {"_count": "99999999999999999999"}),
+        ("/Patient", {"_id": "a" * 5000}),
+    ],
+)
+def test_values_at_the_edges_are_answered(fhir: Fhir, path: str, params: dict[str, str]) -> None:
+    """Calendar and number edges: a result or a 400 OperationOutcome, never a 500."""
+    with fhir.client("doctor") as c:
+        r = c.get(path, params=params)
+        if r.status_code == 200:
+            assert r.json()["resourceType"] == "Bundle"
+        else:
+            assert_outcome(r, 400)
+
+
 def test_validate_operation(fhir: Fhir) -> None:
     value = unique()
     with fhir.client("doctor") as c:
