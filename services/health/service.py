@@ -147,9 +147,14 @@ class FhirService:
             self_patient=caller.access.patient_ref if caller.access.needs_patient else None,
         )
 
-    def log_later(self, caller: Caller, interaction: str, **kwargs: Any) -> None:
-        """Queue the AuditEvent of a read-type interaction."""
-        self.audit.add(self.log(caller, interaction, **kwargs))
+    def log_later(
+        self, caller: Caller, interaction: str, *, patients: Sequence[str] = (), **kwargs: Any
+    ) -> None:
+        """Queue the AuditEvent of a read-type interaction: one per patient when the resource
+        is in several patients' compartments (see `log_each_patient`)."""
+        each: list[list[str]] = [[p] for p in dict.fromkeys(patients)] or [[]]
+        for only in each:
+            self.audit.add(self.log(caller, interaction, patients=only, **kwargs))
 
     def log_each_patient(
         self,
@@ -159,10 +164,10 @@ class FhirService:
         *,
         query: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The AuditEvents of an interaction on several resources (`touched`: each "Type/id"
-        with its patients): one per patient, naming that patient's resources only (as IHE
-        BALP asks). One event naming every patient would sit in each of their compartments
-        and show a citizen the others' records. Resources of no patient go in every event."""
+        """The AuditEvents of an interaction on resources (`touched`: each "Type/id" with its
+        patients): one per patient, naming that patient's resources only (as IHE BALP asks).
+        One event naming every patient would sit in each of their compartments and show a
+        citizen the others' records. Resources of no patient go in every event."""
         shared = [ref for ref, patients in touched if not patients]
         by_patient: dict[str, list[str]] = {}
         for ref, patients in touched:
@@ -456,14 +461,8 @@ class FhirService:
         if interaction is None:
             for p in planned:
                 if p.change is not None and p.resource_type in PATIENT_DATA:
-                    audits.append(
-                        self.log(
-                            caller,
-                            p.interaction,
-                            resources=[f"{p.resource_type}/{p.id}"],
-                            patients=p.patients,
-                        )
-                    )
+                    touched = [(f"{p.resource_type}/{p.id}", p.patients)]
+                    audits.extend(self.log_each_patient(caller, p.interaction, touched))
         else:
             touched = [(f"{p.resource_type}/{p.id}", p.patients) for p in planned if p.change]
             audits = self.log_each_patient(caller, interaction, touched)

@@ -186,6 +186,34 @@ def test_a_search_across_patients_is_audited_per_patient(fhir: Fhir) -> None:
     assert found(citizen, "AuditEvent", entity=f"Observation/{b_obs}") == set()
 
 
+def test_a_record_of_two_patients_is_audited_for_each(fhir: Fhir) -> None:
+    a, b = citizen_a(fhir), citizen_b(fhir)[0]
+    with fhir.client("doctor") as c:
+        # About B, performed by A: in both patients' compartments.
+        shared = create(
+            c,
+            observation(f"Patient/{b}", tag(), performer=[{"reference": f"Patient/{a}"}]),
+        )["id"]
+        assert c.get(f"/Observation/{shared}").status_code == 200
+    entity = f"Observation/{shared}"
+    created = _events_of(fhir, entity, "create")
+    assert sorted(_patients(e) == {f"Patient/{a}"} for e in created) == [False, True]
+    with fhir.client("auditor") as auditor:
+        reads = eventually(lambda: len(_events(auditor, entity=entity, subtype="read")) == 2)
+        assert reads, "no read events"
+        read = _events(auditor, entity=entity, subtype="read")
+    assert [_patients(e) for e in read] in (
+        [{f"Patient/{a}"}, {f"Patient/{b}"}],
+        [{f"Patient/{b}"}, {f"Patient/{a}"}],
+    )
+    citizen = fhirpy(fhir, "citizen")
+    mine = citizen.resources("AuditEvent").search(entity=entity).fetch_all()
+    assert len(mine) == 2  # the create and the read, as told to A
+    for event in mine:
+        assert _patients(dict(event)) == {f"Patient/{a}"}
+        assert f"Patient/{b}" not in json.dumps(dict(event), default=str)
+
+
 def test_a_transaction_across_patients_is_audited_per_patient(fhir: Fhir) -> None:
     a, b = citizen_a(fhir), citizen_b(fhir)[0]
     marker = tag()
