@@ -69,6 +69,12 @@ def _parse_entries(bundle: Mapping[str, Any], max_entries: int) -> list[Entry]:
         resource = raw.get("resource")
         if resource is not None and not isinstance(resource, dict):
             raise BadRequest(f"{where}.resource must be an object.")
+        for name in ("ifNoneExist", "ifMatch"):
+            if request.get(name) is not None and not isinstance(request[name], str):
+                raise BadRequest(
+                    f"{where}.request.{name} must be a string.",
+                    errors=[{"expression": f"{where}.request.{name}", "message": "not a string"}],
+                )
         parts = urlsplit(url)
         path = parts.path.strip("/")
         out.append(

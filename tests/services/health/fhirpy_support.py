@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from fhirpy import SyncFHIRClient
 
-from tests.fixtures.health import RESIDENT_SYSTEM, Fhir
+from tests.fixtures.health import RESIDENT_SYSTEM, Fhir, new_patient
 
 FHIR_JSON = "application/fhir+json"
 PROBE_SYSTEM = "https://huimin.example/sid/test-probe"
@@ -32,6 +32,41 @@ def unique() -> str:
 def probe_identifier(value: str) -> dict[str, str]:
     """An identifier for finding (or not finding) a resource by afterwards."""
     return {"system": PROBE_SYSTEM, "value": value}
+
+
+def tagged_patient(value: str, **extra: Any) -> dict[str, Any]:
+    """A new Patient that also carries the probe identifier `value`."""
+    body = new_patient(**extra)
+    body["identifier"] = [*body["identifier"], probe_identifier(value)]
+    return body
+
+
+def observation(value: str, subject: str, **extra: Any) -> dict[str, Any]:
+    """A heart rate Observation about `subject`, carrying the probe identifier `value`."""
+    return {
+        "resourceType": "Observation",
+        "identifier": [probe_identifier(value)],
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": subject},
+        "valueQuantity": {"value": 72, "unit": "/min"},
+        **extra,
+    }
+
+
+def urn() -> str:
+    """A fresh urn:uuid (a Bundle entry's fullUrl)."""
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def post_bundle(c: httpx.Client, bundle: dict[str, Any]) -> httpx.Response:
+    """POST a batch or transaction Bundle to the base URL."""
+    return c.post("/", json=bundle, headers={"Content-Type": "application/fhir+json"})
+
+
+def entry_status(entry: dict[str, Any]) -> int:
+    """The HTTP status of a batch/transaction response entry ("201 Created" -> 201)."""
+    return int(entry["response"]["status"].split()[0])
 
 
 def stored(c: httpx.Client, resource_type: str, value: str) -> list[dict[str, Any]]:

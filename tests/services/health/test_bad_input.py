@@ -18,16 +18,11 @@ from tests.services.health.fhirpy_support import (
     fhirpy_client,
     probe_identifier,
     stored,
+    tagged_patient,
     unique,
 )
 
 MIB = 1024 * 1024
-
-
-def _probe(value: str, **extra: Any) -> dict[str, Any]:
-    body = new_patient(**extra)
-    body["identifier"] = [*body["identifier"], probe_identifier(value)]
-    return body
 
 
 def _writes(c: httpx.Client, pid: str) -> list[tuple[str, str]]:
@@ -52,7 +47,7 @@ def _unchanged(c: httpx.Client, pid: str, value: str) -> None:
 
 def test_malformed_json_is_400(fhir: Fhir, pid: str) -> None:
     value = unique()
-    good = json.dumps(_probe(value, id=pid))
+    good = json.dumps(tagged_patient(value, id=pid))
     with fhir.client("doctor") as c:
         for raw in (
             good[:-1],  # truncated
@@ -77,7 +72,9 @@ def test_wrong_resource_type_for_the_url_is_400(fhir: Fhir, pid: str) -> None:
         assert_outcome(c.post("/Patient", json=practitioner), 400, expression="resourceType")
         assert_outcome(c.put(f"/Patient/{pid}", json={**practitioner, "id": pid}), 400)
         assert_outcome(c.post("/Patient", json={"identifier": [probe_identifier(value)]}), 400)
-        assert_outcome(c.post("/Patient", json={**_probe(value), "resourceType": "Bogus"}), 400)
+        assert_outcome(
+            c.post("/Patient", json={**tagged_patient(value), "resourceType": "Bogus"}), 400
+        )
         assert stored(c, "Practitioner", value) == []
         _unchanged(c, pid, value)
 
@@ -99,7 +96,7 @@ def test_invalid_element_values_are_422(
     fhir: Fhir, pid: str, change: dict[str, Any], expression: str
 ) -> None:
     value = unique()
-    body = _probe(value, **change)
+    body = tagged_patient(value, **change)
     with fhir.client("doctor") as c:
         assert_outcome(c.post("/Patient", json=body), 422, expression=expression)
         assert_outcome(
@@ -112,9 +109,12 @@ def test_unknown_elements_are_422(fhir: Fhir, pid: str) -> None:
     value = unique()
     with fhir.client("doctor") as c:
         for body, expression in (
-            (_probe(value, favouriteColour="blue"), "Patient.favouriteColour"),
-            (_probe(value, name=[{"family": "Li", "nickname": "x"}]), "Patient.name[0].nickname"),
-            (_probe(value, **{"$where": "1 == 1"}), "Patient.$where"),
+            (tagged_patient(value, favouriteColour="blue"), "Patient.favouriteColour"),
+            (
+                tagged_patient(value, name=[{"family": "Li", "nickname": "x"}]),
+                "Patient.name[0].nickname",
+            ),
+            (tagged_patient(value, **{"$where": "1 == 1"}), "Patient.$where"),
         ):
             assert_outcome(c.post("/Patient", json=body), 422, expression=expression)
             assert_outcome(c.put(f"/Patient/{pid}", json={**body, "id": pid}), 422)
@@ -122,7 +122,9 @@ def test_unknown_elements_are_422(fhir: Fhir, pid: str) -> None:
 
 
 def _oversize(value: str) -> bytes:
-    body = _probe(value, text={"status": "generated", "div": "<div>" + "x" * MIB + "</div>"})
+    body = tagged_patient(
+        value, text={"status": "generated", "div": "<div>" + "x" * MIB + "</div>"}
+    )
     return json.dumps(body).encode()
 
 
@@ -165,7 +167,7 @@ def _nested(depth: int) -> dict[str, Any]:
 
 def test_deep_nesting_is_400(fhir: Fhir, pid: str) -> None:
     value = unique()
-    body = _probe(value, extension=[_nested(100)])
+    body = tagged_patient(value, extension=[_nested(100)])
     with fhir.client("doctor") as c:
         for method, path in _writes(c, pid):
             payload = body if path != f"/Patient/{pid}" else {**body, "id": pid}
@@ -180,7 +182,10 @@ def test_deep_nesting_is_400(fhir: Fhir, pid: str) -> None:
         )
         _unchanged(c, pid, value)
         # nesting that FHIR resources really use is fine
-        assert c.post("/Patient", json=_probe(unique(), extension=[_nested(5)])).status_code == 201
+        assert (
+            c.post("/Patient", json=tagged_patient(unique(), extension=[_nested(5)])).status_code
+            == 201
+        )
 
 
 @pytest.mark.parametrize(
@@ -189,7 +194,7 @@ def test_deep_nesting_is_400(fhir: Fhir, pid: str) -> None:
 )
 def test_unsupported_content_type_is_415(fhir: Fhir, pid: str, ctype: str) -> None:
     value = unique()
-    raw = json.dumps(_probe(value, id=pid)).encode()
+    raw = json.dumps(tagged_patient(value, id=pid)).encode()
     with fhir.client("doctor") as c:
         for method, path in _writes(c, pid):
             r = c.request(method, path, content=raw, headers={"Content-Type": ctype})
@@ -289,7 +294,7 @@ def test_values_at_the_edges_are_answered(fhir: Fhir, path: str, params: dict[st
 def test_validate_operation(fhir: Fhir) -> None:
     value = unique()
     with fhir.client("doctor") as c:
-        ok = c.post("/Patient/$validate", json=_probe(value))
+        ok = c.post("/Patient/$validate", json=tagged_patient(value))
         assert ok.status_code == 200, ok.text
         outcome = ok.json()
         assert outcome["resourceType"] == "OperationOutcome"
@@ -299,16 +304,16 @@ def test_validate_operation(fhir: Fhir) -> None:
             ({"birthDate": "1999-13-40"}, "birthDate"),
             ({"gender": "x"}, "gender"),
         ):
-            invalid = c.post("/Patient/$validate", json=_probe(value, **change))
+            invalid = c.post("/Patient/$validate", json=tagged_patient(value, **change))
             assert_outcome(invalid, 422, expression=f"Patient.{where}")
-        bad = _probe(value, gender="x")
+        bad = tagged_patient(value, gender="x")
 
         wrapped = {
             "resourceType": "Parameters",
             "parameter": [{"name": "resource", "resource": bad}],
         }
         assert_outcome(c.post("/Patient/$validate", json=wrapped), 422, expression="Patient.gender")
-        assert_outcome(c.post("/Observation/$validate", json=_probe(value)), 400)
+        assert_outcome(c.post("/Observation/$validate", json=tagged_patient(value)), 400)
         assert_outcome(
             c.post(
                 "/Patient/$validate", content=b"{", headers={"Content-Type": "application/json"}
@@ -318,7 +323,7 @@ def test_validate_operation(fhir: Fhir) -> None:
         assert stored(c, "Patient", value) == []  # validating stores nothing
 
     client = fhirpy_client(fhir)
-    assert client.resource("Patient", **_probe(value)).is_valid() is True
+    assert client.resource("Patient", **tagged_patient(value)).is_valid() is True
     with pytest.raises(OperationOutcome) as caught:
         client.resource("Patient", **bad).is_valid(raise_exception=True)
     issues = caught.value.resource["issue"]

@@ -8,22 +8,15 @@ import httpx
 import pytest
 from fhirpy.base.exceptions import MultipleResourcesFound
 
-from tests.fixtures.health import Fhir, new_patient
+from tests.fixtures.health import Fhir
 from tests.services.health.fhirpy_support import (
     PROBE_SYSTEM,
     assert_outcome,
     fhirpy_client,
-    probe_identifier,
     stored,
+    tagged_patient,
     unique,
 )
-
-
-def _tagged(value: str, **extra: Any) -> dict[str, Any]:
-    """A new Patient carrying the probe identifier `value` (besides its own resident id)."""
-    body = new_patient(**extra)
-    body["identifier"] = [*body["identifier"], probe_identifier(value)]
-    return body
 
 
 def _create(c: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -37,14 +30,14 @@ def test_conditional_create_none_one_many(fhir: Fhir) -> None:
     value = unique()
     criteria = {"If-None-Exist": f"identifier={PROBE_SYSTEM}|{value}"}
     with fhir.client("doctor") as c:
-        first = c.post("/Patient", json=_tagged(value), headers=criteria)
+        first = c.post("/Patient", json=tagged_patient(value), headers=criteria)
         assert first.status_code == 201, first.text
         assert first.headers["etag"] == 'W/"1"'
         assert "location" in first.headers
         pid = first.json()["id"]
 
         # one match: the existing resource, 200, nothing new written
-        again = c.post("/Patient", json=_tagged(value, gender="male"), headers=criteria)
+        again = c.post("/Patient", json=tagged_patient(value, gender="male"), headers=criteria)
         assert again.status_code == 200, again.text
         assert again.json()["id"] == pid
         assert again.json()["gender"] == "female"
@@ -53,8 +46,8 @@ def test_conditional_create_none_one_many(fhir: Fhir) -> None:
         assert c.get(f"/Patient/{pid}").headers["etag"] == 'W/"1"'
 
         # two matches: 412, and still no third one
-        _create(c, _tagged(value))
-        assert_outcome(c.post("/Patient", json=_tagged(value), headers=criteria), 412)
+        _create(c, tagged_patient(value))
+        assert_outcome(c.post("/Patient", json=tagged_patient(value), headers=criteria), 412)
         assert len(stored(c, "Patient", value)) == 2
 
 
@@ -62,7 +55,7 @@ def test_conditional_create_criteria_are_checked(fhir: Fhir) -> None:
     value = unique()
     with fhir.client("doctor") as c:
         for criteria in ("", "nonsense-parameter=1", "birthdate=not-a-date"):
-            r = c.post("/Patient", json=_tagged(value), headers={"If-None-Exist": criteria})
+            r = c.post("/Patient", json=tagged_patient(value), headers={"If-None-Exist": criteria})
             if criteria:
                 assert_outcome(r, 400)
             else:  # an empty header is no condition at all
@@ -75,10 +68,12 @@ def test_conditional_create_with_fhirpy(fhir: Fhir) -> None:
     value = unique()
     client = fhirpy_client(fhir)
     search = client.resources("Patient").search(identifier=f"{PROBE_SYSTEM}|{value}")
-    created, was_created = search.get_or_create(client.resource("Patient", **_tagged(value)))
+    created, was_created = search.get_or_create(client.resource("Patient", **tagged_patient(value)))
     assert was_created is True
     assert created.id
-    existing, was_created = search.get_or_create(client.resource("Patient", **_tagged(value)))
+    existing, was_created = search.get_or_create(
+        client.resource("Patient", **tagged_patient(value))
+    )
     assert was_created is False
     assert existing.id == created.id
     assert [p.id for p in search.fetch_all()] == [created.id]
@@ -89,47 +84,47 @@ def test_conditional_update(fhir: Fhir) -> None:
     url = f"/Patient?identifier={PROBE_SYSTEM}|{value}"
     with fhir.client("doctor") as c:
         # no match, no id in the body: created
-        r = c.put(url, json=_tagged(value))
+        r = c.put(url, json=tagged_patient(value))
         assert r.status_code == 201, r.text
         pid = r.json()["id"]
         assert r.headers["etag"] == 'W/"1"'
 
         # one match: that resource is updated (the body may leave the id out)
-        r = c.put(url, json=_tagged(value, gender="male"))
+        r = c.put(url, json=tagged_patient(value, gender="male"))
         assert r.status_code == 200, r.text
         assert r.json()["id"] == pid
         assert r.headers["etag"] == 'W/"2"'
         assert c.get(f"/Patient/{pid}").json()["gender"] == "male"
 
         # a body naming another id than the match is refused
-        assert_outcome(c.put(url, json=_tagged(value, id="another-one")), 400)
+        assert_outcome(c.put(url, json=tagged_patient(value, id="another-one")), 400)
         # If-Match applies to the match
-        assert_outcome(c.put(url, json=_tagged(value), headers={"If-Match": 'W/"1"'}), 412)
+        assert_outcome(c.put(url, json=tagged_patient(value), headers={"If-Match": 'W/"1"'}), 412)
 
         # two matches: 412 and neither changes
-        other = _create(c, _tagged(value))
-        assert_outcome(c.put(url, json=_tagged(value, gender="other")), 412)
+        other = _create(c, tagged_patient(value))
+        assert_outcome(c.put(url, json=tagged_patient(value, gender="other")), 412)
         assert c.get(f"/Patient/{pid}").headers["etag"] == 'W/"2"'
         assert c.get(f"/Patient/{other['id']}").headers["etag"] == 'W/"1"'
-        assert_outcome(c.put("/Patient", json=_tagged(value)), 400)  # no criteria
+        assert_outcome(c.put("/Patient", json=tagged_patient(value)), 400)  # no criteria
 
 
 def test_conditional_update_with_fhirpy(fhir: Fhir) -> None:
     value = unique()
     client = fhirpy_client(fhir)
     search = client.resources("Patient").search(identifier=f"{PROBE_SYSTEM}|{value}")
-    created, was_created = search.update(client.resource("Patient", **_tagged(value)))
+    created, was_created = search.update(client.resource("Patient", **tagged_patient(value)))
     assert was_created is True
     updated, was_created = search.update(
-        client.resource("Patient", **_tagged(value, gender="unknown"))
+        client.resource("Patient", **tagged_patient(value, gender="unknown"))
     )
     assert was_created is False
     assert updated.id == created.id
     assert updated["meta"]["versionId"] == "2"
     assert updated["gender"] == "unknown"
-    client.resource("Patient", **_tagged(value)).save()
+    client.resource("Patient", **tagged_patient(value)).save()
     with pytest.raises(MultipleResourcesFound):  # fhirpy's name for a 412
-        search.update(client.resource("Patient", **_tagged(value)))
+        search.update(client.resource("Patient", **tagged_patient(value)))
 
 
 def test_conditional_delete(fhir: Fhir) -> None:
@@ -137,14 +132,14 @@ def test_conditional_delete(fhir: Fhir) -> None:
     url = f"/Patient?identifier={PROBE_SYSTEM}|{value}"
     with fhir.client("doctor") as c:
         assert c.delete(url).status_code == 204  # no match: nothing to do
-        one = _create(c, _tagged(value))
+        one = _create(c, tagged_patient(value))
         r = c.delete(url)
         assert r.status_code == 204
         assert r.headers["etag"] == 'W/"2"'
         assert_outcome(c.get(f"/Patient/{one['id']}"), 410)
         assert stored(c, "Patient", value) == []
 
-        two = [_create(c, _tagged(value)) for _ in range(2)]
+        two = [_create(c, tagged_patient(value)) for _ in range(2)]
         assert_outcome(c.delete(url), 412)
         for p in two:
             assert c.get(f"/Patient/{p['id']}").status_code == 200
@@ -155,7 +150,7 @@ def test_conditional_delete(fhir: Fhir) -> None:
 def test_conditional_delete_with_fhirpy(fhir: Fhir) -> None:
     value = unique()
     client = fhirpy_client(fhir)
-    patient = client.resource("Patient", **_tagged(value))
+    patient = client.resource("Patient", **tagged_patient(value))
     patient.save()
     search = client.resources("Patient").search(identifier=f"{PROBE_SYSTEM}|{value}")
     _, status = search.delete()
