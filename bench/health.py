@@ -46,6 +46,7 @@ from bench.loadgen.profile import Profile, parse
 from bench.loadgen.scenarios import BY_NAME, SCENARIOS, Scenario
 from bench.loadgen.servers import DevIssuer, HealthServer, TokenSource, service_available
 from bench.loadgen.vegeta import VEGETA_VERSION, Attack, Stats, install, write_targets
+from tools._server import file_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var" / "bench"
@@ -155,12 +156,19 @@ class LoadInfo:
         )
 
 
+# The code that decides what is stored: index extraction and the storage adapters.
+STORED_BY = (
+    "services/health/searchparams.py",
+    "services/health/indexing.py",
+    "shared/storage/*.py",
+)
+
+
 def fingerprint() -> str:
-    """A hash of the service and storage code, which decide how resources are stored."""
+    """A hash of the code that decides how resources are stored and indexed."""
     digest = hashlib.sha256()
-    for folder in ("services/health", "shared/storage"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in sorted(p for pattern in STORED_BY for p in ROOT.glob(pattern)):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -174,7 +182,7 @@ def ensure_loaded(
         console.print(f"reusing the data set in {home.relative_to(ROOT)}: {info.describe()}")
         if info.code != fingerprint():
             console.print(
-                "[yellow]services/health or shared/storage changed since this data set was"
+                "[yellow]index extraction or storage code changed since this data set was"
                 " loaded: its index keys may be stale (`--reload` loads it again)[/yellow]"
             )
         asyncio.run(loader.check_loaded(base, tokens, data))
@@ -238,7 +246,7 @@ def profile_scenario(
     tokens: TokenSource,
     home: Path,
     args: argparse.Namespace,
-) -> tuple[Path, Profile, Stats]:
+) -> tuple[Profile, Stats]:
     """Run one scenario again with the service under py-spy; returns the profile."""
     output = home / "profiles" / f"{scenario.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.txt"
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +254,7 @@ def profile_scenario(
     server = HealthServer(home, url, issuer, profile=output)
     with server:
         _, stats = run_scenario(scenario, data, server, tokens, home / "targets", args)
-    return output, parse(output), stats
+    return parse(output), stats
 
 
 def profile_views(profile: Profile, top: int) -> list[tuple[str, list[tuple[str, int]]]]:
@@ -290,7 +298,7 @@ def section(
     info: LoadInfo,
     attack: Attack,
     results: list[Measured],
-    profiled: tuple[Scenario, Profile, Stats] | None,
+    profiled: Profiled | None,
 ) -> str:
     """This run's section of the results file."""
     lines = [
@@ -301,7 +309,8 @@ def section(
         f"- dataset: {info.describe()}",
         f"- machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()},"
         f" Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;"
-        " one uvicorn process, vegeta on the same box",
+        " one uvicorn process, vegeta on the same box; load average before the run"
+        f" {args.load_before:.1f} (above ~1, other processes were competing for the cores)",
         f"- load: vegeta {VEGETA_VERSION}, closed loop, {args.connections} connections,"
         f" {args.duration:g} s per scenario after {args.warmup:g} s of warm-up,"
         f" {args.targets:,} distinct requests per scenario: `{shown(attack)}`",
@@ -417,10 +426,35 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     data = Dataset(args.patients, args.observations, args.seed)
     suffix = "" if args.seed == Dataset.seed else f"-s{args.seed}"
     home = VAR / f"health-{args.store}-{human(data.patients)}-{human(data.observations)}{suffix}"
-    home.mkdir(parents=True, exist_ok=True)
-    if args.reload or not (home / "loaded.json").is_file():
-        discard(home)  # nothing, or a partial load
+    # One run per data set at a time: a second one would write the same store and share the
+    # 2 cores, and both would measure nonsense.
+    with file_lock(home / "bench.lock", f"the other benchmark run on {home.name}", "bench"):
+        if args.reload or not (home / "loaded.json").is_file():
+            discard(home)  # nothing, or a partial load
+        args.load_before = os.getloadavg()[0]
+        info, attack, results, profiled = measure(args, data, home)
     command = "python -m bench.health" + (" " + " ".join(argv) if argv else "")
+    dataset = ", ".join(f"{v:,} {k}" for k, v in info.counts.items())
+    console.print()
+    console.print(render(results, f"Health benchmark, {STORE_TITLE[args.store]}: {dataset}"))
+    console.print(f"command: {command}")
+    console.print(f"vegeta: {shown(attack)}")
+    if profiled is not None:
+        console.print(f"\nprofile of {profiled[0].name}: {profiled[1].samples:,} samples")
+        for table in profile_tables(profiled[1], args.top):
+            console.print(table)
+    write_results(args.out, args.store, section(args, command, info, attack, results, profiled))
+    console.print(f"written to {args.out}")
+    return 0
+
+
+Profiled = tuple[Scenario, Profile, Stats]
+
+
+def measure(
+    args: argparse.Namespace, data: Dataset, home: Path
+) -> tuple[LoadInfo, Attack, list[Measured], Profiled | None]:
+    """Start the issuer, the store and the service; load if needed; run the scenarios."""
     scenarios = [BY_NAME[n] for n in args.scenarios.split(",")]
     with DevIssuer(VAR / "issuer") as issuer, store(args.store, home) as url:
         tokens = TokenSource(issuer.issuer)
@@ -436,26 +470,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             for scenario in scenarios:
                 attack, stats = run_scenario(scenario, data, server, tokens, work, args)
                 results.append(Measured(scenario, stats))
-        profiled = None
-        if args.profile:
-            slowest = min(results, key=lambda m: m.stats.rate).scenario
-            target = slowest if args.profile == "slowest" else BY_NAME[args.profile]
-            path, profile, stats = profile_scenario(
-                target, data, url, issuer.issuer, tokens, home, args
-            )
-            profiled = (target, profile, stats)
-    dataset = ", ".join(f"{v:,} {k}" for k, v in info.counts.items())
-    console.print()
-    console.print(render(results, f"Health benchmark, {STORE_TITLE[args.store]}: {dataset}"))
-    console.print(f"command: {command}")
-    console.print(f"vegeta: {shown(attack)}")
-    if profiled is not None:
-        console.print(f"\nprofile of {profiled[0].name}: {profiled[1].samples:,} samples, {path}")
-        for table in profile_tables(profiled[1], args.top):
-            console.print(table)
-    write_results(args.out, args.store, section(args, command, info, attack, results, profiled))
-    console.print(f"written to {args.out}")
-    return 0
+        if not args.profile:
+            return info, attack, results, None
+        slowest = min(results, key=lambda m: m.stats.rate).scenario
+        target = slowest if args.profile == "slowest" else BY_NAME[args.profile]
+        profile, stats = profile_scenario(target, data, url, issuer.issuer, tokens, home, args)
+        return info, attack, results, (target, profile, stats)
 
 
 if __name__ == "__main__":

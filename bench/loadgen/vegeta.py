@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -208,18 +209,16 @@ class Attack:
         return shlex.join(redacted.command("vegeta", "results.bin"))
 
     def run(self, workdir: Path) -> Stats:
-        """Attack, then decode and summarize the results."""
+        """Attack, then decode and summarize the results (kept in a temporary directory)."""
         vegeta = install()
-        results, decoded = workdir / "results.bin", workdir / "results.csv"
-        subprocess.run(self.command(vegeta, results), check=True)
-        with decoded.open("wb") as out:
-            subprocess.run(
-                [str(vegeta), "encode", "--to", "csv", str(results)], stdout=out, check=True
-            )
-        stats = parse_results(decoded)
-        results.unlink()
-        decoded.unlink()
-        return stats
+        with tempfile.TemporaryDirectory(prefix="vegeta-", dir=workdir) as tmp:
+            results, decoded = Path(tmp) / "results.bin", Path(tmp) / "results.csv"
+            subprocess.run(self.command(vegeta, results), check=True)
+            with decoded.open("wb") as out:
+                subprocess.run(
+                    [str(vegeta), "encode", "--to", "csv", str(results)], stdout=out, check=True
+                )
+            return parse_results(decoded)
 
 
 def main(argv: list[str]) -> int:
