@@ -19,6 +19,7 @@ from services.health.bundles import BundleProcessor
 from services.health.capability import capability_statement
 from services.health.outcome import FhirResponse, error_outcome, issue, operation_outcome
 from services.health.resources import check_type, parse_json, validate
+from services.health.search import RESULT_PARAMS
 from services.health.searching import Base, Searcher
 from services.health.service import Caller, FhirService, Planned, etag
 from services.health.settings import HealthSettings
@@ -27,7 +28,6 @@ from shared.errors import BadRequest, Unprocessable, UnsupportedMediaType
 from shared.storage.keys import date_span
 
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
-_FORMAT_PARAMS = frozenset({"_format", "_pretty"})  # about the response, not search criteria
 
 
 def _service(request: Request) -> FhirService:
@@ -232,7 +232,8 @@ def _create_criteria(request: Request) -> str | None:
     header = request.headers.get("if-none-exist")
     if header is not None:
         return header
-    items = [(k, v) for k, v in request.query_params.multi_items() if k not in _FORMAT_PARAMS]
+    # Result parameters (_format, _pretty...) are about the response, not criteria.
+    items = [(k, v) for k, v in request.query_params.multi_items() if k not in RESULT_PARAMS]
     return urlencode(items) or None
 
 

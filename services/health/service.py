@@ -192,6 +192,13 @@ class FhirService:
         plan = self.parser(resource_type).parse(items, strict=True)
         if plan.chains:
             raise BadRequest("Conditional interactions do not support chained parameters.")
+        if not plan.where:
+            # Result parameters (_count, _sort...) and empty values constrain nothing: "the
+            # one match" would be whatever resource happens to be alone of its type.
+            raise BadRequest(
+                f"The criteria {query!r} select nothing in particular; give a search parameter"
+                " with a value, e.g. identifier=system|value."
+            )
         where = list(plan.where)
         if reach.restricted and resource_type in PATIENT_DATA:
             where.append(Eq("_compartment", str(reach.compartment)))

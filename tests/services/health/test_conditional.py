@@ -63,6 +63,29 @@ def test_conditional_create_criteria_are_checked(fhir: Fhir) -> None:
         assert len(stored(c, "Patient", value)) == 1
 
 
+@pytest.mark.parametrize("query", ["_count=1", "_format=json", "_sort=family", "identifier="])
+def test_criteria_that_select_nothing_in_particular_are_refused(fhir: Fhir, query: str) -> None:
+    """Parameters that constrain nothing would make "the one match" any resource at all."""
+    value = unique()
+    with fhir.client("doctor") as c:
+        only = _create(c, tagged_patient(value))
+        assert_outcome(c.delete(f"/Patient?{query}"), 400)
+        assert_outcome(c.put(f"/Patient?{query}", json=tagged_patient(value, gender="male")), 400)
+        headers = {"If-None-Exist": query}
+        assert_outcome(c.post("/Patient", json=tagged_patient(value), headers=headers), 400)
+        assert [p["id"] for p in stored(c, "Patient", value)] == [only["id"]]
+        assert c.get(f"/Patient/{only['id']}").headers["etag"] == 'W/"1"'
+
+
+def test_result_parameters_on_a_create_are_not_criteria(fhir: Fhir) -> None:
+    value = unique()
+    with fhir.client("doctor") as c:
+        for _ in range(2):
+            r = c.post("/Patient", json=tagged_patient(value), params={"_format": "json"})
+            assert r.status_code == 201, r.text
+        assert len(stored(c, "Patient", value)) == 2
+
+
 def test_conditional_create_with_fhirpy(fhir: Fhir) -> None:
     """fhirpy's get_or_create sends the criteria as the query of the POST (the Aidbox form)."""
     value = unique()
