@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fhirpy import SyncFHIRClient
+from fhirpy import AsyncFHIRClient, SyncFHIRClient
 from fhirpy.base.exceptions import AuthorizationError, ResourceNotFound
 
 from tests.fixtures.health import Fhir, new_patient
@@ -63,6 +63,35 @@ def test_fhirpy_create_read_update(fhir: Fhir) -> None:
     assert again["meta"]["versionId"] == "2"
     found = client.resources("Patient").search(_id=patient.id).fetch()
     assert [p.id for p in found] == [patient.id]
+
+
+def test_fhirpy_refresh_sees_another_clients_update(fhir: Fhir) -> None:
+    client = fhirpy_client(fhir)
+    patient = client.resource("Patient", **new_patient())
+    patient.save()
+    with fhir.client("doctor") as c:
+        current = c.get(f"/Patient/{patient.id}").json()
+        assert (
+            c.put(f"/Patient/{patient.id}", json={**current, "gender": "male"}).status_code == 200
+        )
+    patient.refresh()  # fhirpy sends If-None-Match with the version it holds
+    assert patient["gender"] == "male"
+    assert patient["meta"]["versionId"] == "2"
+
+
+async def test_async_fhirpy_client(fhir: Fhir) -> None:
+    client = AsyncFHIRClient(fhir.base, authorization=f"Bearer {fhir.token('doctor')}")
+    patient = client.resource("Patient", **new_patient())
+    await patient.save()
+    assert patient["meta"]["versionId"] == "1"
+    found = await client.resources("Patient").search(_id=patient.id).fetch_all()
+    assert [p.id for p in found] == [patient.id]
+    patient["gender"] = "unknown"
+    await patient.save()
+    assert (await client.get("Patient", patient.id))["meta"]["versionId"] == "2"
+    await client.delete("Patient", patient.id)
+    with pytest.raises(ResourceNotFound):
+        await client.get("Patient", patient.id)
 
 
 def test_create_answers_201_with_location_etag_and_last_modified(fhir: Fhir) -> None:
