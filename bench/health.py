@@ -6,11 +6,11 @@
     python -m bench.health --store mongo                # FerretDB: 200 / 2,000 by default
     python -m bench.health --scenarios read,search-name --profile
 
-The data set (bench/health_data.py, deterministic) is loaded once over HTTP as transaction
-Bundles into a store under var/bench/ keyed by store and size, and reused afterwards
-(`--reload` loads it again). Each scenario is then a closed-loop vegeta attack (a Go load
-generator: the client is not Python-bound on a 2-core box shared with the server) of
-`--connections` connections for `--duration` seconds after a warm-up. Only 2xx responses
+The data set (bench/health_data.py, deterministic) is loaded once over HTTP (transaction
+Bundles; single PUTs on FerretDB) into a store under var/bench/ keyed by store and size, and
+reused afterwards (`--reload` loads it again). Each scenario is then a closed-loop vegeta
+attack (a Go load generator: the client is not Python-bound on a 2-core box shared with the
+server) of `--connections` connections for `--duration` seconds after a warm-up. Only 2xx responses
 count: throughput is 2xx per second, latency percentiles are those of the 2xx responses,
 anything else is an error. `--profile` runs the service under py-spy for the slowest
 scenario (or the one named) and prints its top frames.
