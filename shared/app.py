@@ -89,6 +89,7 @@ def render_problem(error: HuiminError, path: str) -> Response:
     """The default error renderer: RFC 9457 problem+json."""
     return problem_response(error.to_problem(path), headers=error.headers)
 
+
 SettingsT = TypeVar("SettingsT", bound=Settings)
 
 # FastAPI's own tracing would duplicate the spans of the OpenTelemetry instrumentation
