@@ -188,7 +188,9 @@ def create_app(
 
     # Starlette runs the last-added middleware first: errors innermost, then the body limit,
     # metrics, request id outermost, so a 500 or 413 is still counted and carries its id.
-    install_error_handlers(app)
+    install_error_handlers(
+        app, render_unhandled=None if render_error is render_problem else render_error
+    )
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, render_error=render_error
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import http
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -377,8 +377,12 @@ class UnhandledErrorMiddleware:
     an ordinary 500 response; Starlette's own last-resort handler would bypass them.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, render: Callable[[HuiminError, str], Response] | None = None
+    ) -> None:
         self.app = app
+        # Another error format for the 500 (the FHIR service answers OperationOutcomes).
+        self.render = render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app; on an unexpected exception answer 500 if nothing was sent yet."""
@@ -405,20 +409,28 @@ class UnhandledErrorMiddleware:
                 # Too late for a clean response; let the server close the connection.
                 raise
             trace_id = _trace_id()
+            detail = "An unexpected error occurred. Quote the trace id when reporting it."
+            if self.render is not None:
+                error = HuiminError(detail + (f" Trace id: {trace_id}." if trace_id else ""))
+                await self.render(error, Request(scope).url.path)(scope, receive, send)
+                return
             problem = _problem(
                 status=500,
                 type_=HuiminError.type,
                 title=HuiminError.title,
-                detail="An unexpected error occurred. Quote the trace id when reporting it.",
+                detail=detail,
                 instance=Request(scope).url.path,
                 extra={"trace_id": trace_id} if trace_id else None,
             )
             await problem_response(problem)(scope, receive, send)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render every error of `app` as problem+json (call before adding other middleware)."""
+def install_error_handlers(
+    app: FastAPI, render_unhandled: Callable[[HuiminError, str], Response] | None = None
+) -> None:
+    """Render every error of `app` as problem+json (call before adding other middleware);
+    `render_unhandled` renders the 500 of an unexpected error in another format."""
     app.add_exception_handler(HuiminError, huimin_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(UnhandledErrorMiddleware, render=render_unhandled)
