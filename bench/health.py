@@ -119,8 +119,9 @@ def store(kind: str, home: Path) -> Iterator[str]:
 
 
 def discard(home: Path) -> None:
-    """Remove a stored data set (a partial load, or before --reload)."""
+    """Remove a stored data set, whole or partly loaded."""
     (home / "loaded.json").unlink(missing_ok=True)
+    (home / "loading.json").unlink(missing_ok=True)
     for path in home.glob("health.db*"):
         path.unlink()
     shutil.rmtree(home / "ferretdb", ignore_errors=True)
@@ -188,8 +189,21 @@ def ensure_loaded(
         asyncio.run(loader.check_loaded(base, tokens, data))
         return info
     console.print(f"loading {data.patients:,} patients, {data.observations:,} observations ...")
+    checkpoint = loader.Checkpoint.resume(home / "loading.json", args.bundle)
+    if checkpoint.writes:
+        console.print(
+            f"resuming an interrupted load: {checkpoint.resources:,} resources written"
+            f" in {minutes(checkpoint.seconds)}"
+        )
     loaded = asyncio.run(
-        loader.load(data, base, tokens, bundle_size=args.bundle, concurrency=args.load_concurrency)
+        loader.load(
+            data,
+            base,
+            tokens,
+            bundle_size=args.bundle,
+            concurrency=args.load_concurrency,
+            checkpoint=checkpoint,
+        )
     )
     info = LoadInfo(
         counts=loaded.counts,
@@ -200,6 +214,7 @@ def ensure_loaded(
         code=fingerprint(),
     )
     marker.write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
+    checkpoint.path.unlink()
     console.print(f"loaded {info.describe()}")
     return info
 
@@ -429,8 +444,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     # One run per data set at a time: a second one would write the same store and share the
     # 2 cores, and both would measure nonsense.
     with file_lock(home / "bench.lock", f"the other benchmark run on {home.name}", "bench"):
-        if args.reload or not (home / "loaded.json").is_file():
-            discard(home)  # nothing, or a partial load
+        if args.reload or not any((home / f).is_file() for f in ("loaded.json", "loading.json")):
+            discard(home)  # --reload, or what a run before checkpoints left
         args.load_before = os.getloadavg()[0]
         info, attack, results, profiled = measure(args, data, home)
     command = "python -m bench.health" + (" " + " ".join(argv) if argv else "")

@@ -9,10 +9,12 @@ so that every reference points at a resource already loaded or in the same Bundl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -144,11 +146,47 @@ async def _send(client: httpx.AsyncClient, tokens: TokenSource, write: Write) ->
         raise LoadError(f"{what} answered {len(entries)}: {bad[:3]}")
 
 
+@dataclass
+class Checkpoint:
+    """How far a load got, kept in a JSON file so that an interrupted load resumes: the first
+    `writes` requests (`resources` resources) are done, in `seconds`. Every write is a PUT of
+    a client id, so sending one again after an interruption changes nothing but a version."""
+
+    path: Path
+    bundle: int
+    writes: int = 0
+    resources: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def resume(cls, path: Path, bundle: int) -> Checkpoint:
+        """The saved checkpoint of a load with the same bundle size, else a fresh one."""
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("bundle") == bundle:
+                return cls(path, bundle, saved["writes"], saved["resources"], saved["seconds"])
+        return cls(path, bundle)
+
+    def save(self) -> None:
+        """Write the checkpoint (atomically: a kill never leaves half a file)."""
+        state = {k: v for k, v in dataclasses.asdict(self).items() if k != "path"}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state) + "\n")
+        tmp.replace(self.path)
+
+
 async def load(
-    data: Dataset, base: str, tokens: TokenSource, *, bundle_size: int, concurrency: int
+    data: Dataset,
+    base: str,
+    tokens: TokenSource,
+    *,
+    bundle_size: int,
+    concurrency: int,
+    checkpoint: Checkpoint,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Loaded:
-    """Write the whole data set (`bundle_size` 0: one PUT per resource); returns counts and
-    the wall time."""
+    """Write the data set from the checkpoint on (`bundle_size` 0: one PUT per resource),
+    saving progress as it goes; returns counts and the wall time of the whole load."""
     counts = expected_counts(data)
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -159,25 +197,46 @@ async def load(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    queue: asyncio.Queue[Write | None] = asyncio.Queue(maxsize=concurrency * 2)
-    started = time.perf_counter()
+    queue: asyncio.Queue[tuple[int, Write] | None] = asyncio.Queue(maxsize=concurrency * 2)
+    skip, before = checkpoint.writes, checkpoint.seconds
+    started = last_save = time.perf_counter()
+    finished: dict[int, int] = {}  # write number -> resources, beyond the checkpoint
+
+    def done(number: int, resources: int) -> None:
+        nonlocal last_save
+        finished[number] = resources
+        while checkpoint.writes in finished:  # the checkpoint moves over contiguous writes
+            checkpoint.resources += finished.pop(checkpoint.writes)
+            checkpoint.writes += 1
+        now = time.perf_counter()
+        if now - last_save >= 1.0:
+            checkpoint.seconds, last_save = before + now - started, now
+            checkpoint.save()
+
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=300.0, limits=limits) as client:
+    client = httpx.AsyncClient(base_url=base, timeout=300.0, limits=limits, transport=transport)
+    async with client:
         with Progress(*columns) as progress:
-            task = progress.add_task("loading", total=sum(counts.values()), rate="")
+            task = progress.add_task(
+                "loading", total=sum(counts.values()), completed=checkpoint.resources, rate=""
+            )
+            resumed = checkpoint.resources
 
             async def sender() -> None:
-                while (write := await queue.get()) is not None:
+                while (item := await queue.get()) is not None:
+                    number, write = item
                     await _send(client, tokens, write)
+                    done(number, write.count)
                     progress.advance(task, write.count)
-                    done = progress.tasks[task].completed
-                    rate = done / (time.perf_counter() - started)
+                    sent = progress.tasks[task].completed - resumed
+                    rate = sent / (time.perf_counter() - started)
                     progress.update(task, rate=f"{rate:,.0f} resources/s")
 
             async def producer() -> None:
-                for write in writes(data, base, bundle_size):
-                    await queue.put(write)
-                    await asyncio.sleep(0)  # let the senders run while requests are built
+                for number, write in enumerate(writes(data, base, bundle_size)):
+                    if number >= skip:
+                        await queue.put((number, write))
+                        await asyncio.sleep(0)  # let the senders run while requests are built
                 for _ in range(concurrency):
                     await queue.put(None)
 
@@ -189,7 +248,10 @@ async def load(
                         group.create_task(sender())
             except ExceptionGroup as failed:
                 raise failed.exceptions[0] from None
-    return Loaded(counts, time.perf_counter() - started)
+            finally:
+                checkpoint.seconds = before + time.perf_counter() - started
+                checkpoint.save()
+    return Loaded(counts, checkpoint.seconds)
 
 
 async def check_loaded(base: str, tokens: TokenSource, data: Dataset) -> None:
