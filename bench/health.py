@@ -393,7 +393,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--observations", type=int, help="default 10 per patient")
     parser.add_argument("--seed", type=int, default=Dataset.seed)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per scenario")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--targets", type=int, default=20_000, help="requests per targets file")
     parser.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS))
