@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from tools._server import file_lock, log
 from tools.ferretdb import find_go
@@ -155,7 +156,7 @@ def parse_results(csv_path: Path) -> Stats:
             if kind not in stats.samples:
                 body = base64.b64decode(row[6]).decode(errors="replace") if row[6] else ""
                 what = "; ".join(part for part in (row[5], body) if part)
-                stats.samples[kind] = f"{row[9]} {row[10]}: {what}"[:600]
+                stats.samples[kind] = f"{row[9]} {unquote(row[10])}: {what}"[:600]
     stats.latencies_ms.sort()
     if first_start is not None:
         stats.seconds = (last_end - first_start) / 1e9
