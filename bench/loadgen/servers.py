@@ -83,8 +83,9 @@ class HealthServer(ManagedServer):
     def __init__(
         self, directory: Path, store_url: str, issuer: str, *, profile: Path | None = None
     ) -> None:
+        # Opening a large store can take minutes (index builds on FerretDB).
         super().__init__(
-            directory, owns_directory=False, port=None, start_timeout=120.0, stop_timeout=30.0
+            directory, owns_directory=False, port=None, start_timeout=900.0, stop_timeout=30.0
         )
         self.store_url = store_url
         self.issuer = issuer
