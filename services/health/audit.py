@@ -17,13 +17,13 @@ import asyncio
 import base64
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from services.health.repository import FhirRepository
 from shared.auth.principal import Principal
+from shared.ids import new_id as make_id
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def audit_event(
         )
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "id": uuid.uuid4().hex,
+        "id": make_id(),
         "meta": {"versionId": "1", "lastUpdated": now_instant()},
         "type": {
             "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",

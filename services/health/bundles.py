@@ -11,7 +11,6 @@ order they were sent.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from services.health.searching import Base, Searcher
 from services.health.service import Caller, FhirService, Planned, etag
 from services.health.settings import HealthSettings
 from shared.errors import BadRequest, HuiminError
+from shared.ids import new_id as make_id
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
@@ -159,7 +159,7 @@ class BundleProcessor:
             if e.method == "POST" and e.full_url:
                 if not e.path or "/" in e.path:
                     raise BadRequest(f"Bundle.entry[{e.index}]: POST goes to a type, e.g. Patient.")
-                ids[e.full_url] = f"{e.path}/{uuid.uuid4().hex}"
+                ids[e.full_url] = f"{e.path}/{make_id()}"
         # A conditional create that matches points its urn at the existing resource.
         for e in entries:
             if e.method == "POST" and e.if_none_exist and e.full_url:
@@ -230,7 +230,7 @@ class BundleProcessor:
         target = await self.service.conditional_target(caller, rtype, e.query, "u")
         if target is not None:
             return f"{rtype}/{target.id}"
-        return f"{rtype}/{e.resource.get('id') or uuid.uuid4().hex}"
+        return f"{rtype}/{e.resource.get('id') or make_id()}"
 
     async def _plan(self, caller: Caller, e: Entry, ids: Mapping[str, str]) -> Planned | None:
         segments = e.path.split("/") if e.path else []
@@ -270,7 +270,7 @@ class BundleProcessor:
                 elif e.full_url is not None and e.full_url in ids:  # its references' id
                     rid = ids[e.full_url].split("/", 1)[1]
                 else:
-                    rid = str(e.resource.get("id") or uuid.uuid4().hex)
+                    rid = str(e.resource.get("id") or make_id())
                 body = {**e.resource, "id": rid}
                 return await self.service.plan_update(caller, rtype, rid, body, if_match=e.if_match)
             if len(segments) != 2:

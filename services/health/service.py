@@ -8,7 +8,6 @@ transaction Bundle can plan all its entries and commit them as one atomic batch.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from shared.errors import (
     PreconditionFailed,
     Unprocessable,
 )
+from shared.ids import new_id as make_id
 from shared.storage import (
     AlreadyExists,
     Eq,
@@ -302,7 +302,7 @@ class FhirService:
             if found:
                 rec = found[0]
                 return Planned(200, resource_type, rec.id, "create", None, rec.body, rec.version)
-        new_id = id or uuid.uuid4().hex
+        new_id = id or make_id()
         stamped = _stamp(resource, new_id, 1, now_instant())
         patients = self._check_reach(resource_type, stamped, reach)
         change = Change("POST", resource_type, new_id, stamped, 1, stamped["meta"]["lastUpdated"])
