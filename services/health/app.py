@@ -14,14 +14,17 @@ from services.health.bundles import BundleProcessor
 from services.health.demo import load_demo
 from services.health.endpoints import public, router
 from services.health.outcome import error_outcome, install_outcome_handlers, outcome_response
-from services.health.repository import FhirRepository, make_store
+from services.health.repository import FhirRepository, specs
+from services.health.residents import ResidentLinker
 from services.health.searching import Searcher
 from services.health.service import FhirService
 from services.health.settings import HealthSettings
 from shared.app import LifespanHook, create_app
 from shared.auth.deps import auth_lifespan
 from shared.errors import HuiminError
+from shared.events import CURSOR_SPEC, Handler, feed_consumer_lifespan
 from shared.settings import get_settings
+from shared.storage import Store, open_store
 from shared.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,31 @@ def _fhir_lifespan(settings: HealthSettings) -> LifespanHook:
     return hook
 
 
+def _store(url: str) -> Store:
+    # The FHIR collections, and the cursors of the feeds this service consumes.
+    return open_store(url, [*specs(), CURSOR_SPEC])
+
+
+def _hooks(settings: HealthSettings) -> list[LifespanHook]:
+    hooks = [auth_lifespan(settings), _fhir_lifespan(settings)]
+    if settings.registry_events_url:
+
+        def linker(app: FastAPI) -> Handler:
+            return ResidentLinker(app.state.fhir, settings.client_id).handle
+
+        hooks.append(
+            feed_consumer_lifespan(
+                "registry",
+                settings.registry_events_url,
+                linker,
+                settings,
+                page_size=settings.registry_events_page_size,
+                poll_interval=settings.registry_events_poll_seconds,
+            )
+        )
+    return hooks
+
+
 def create_health_app(
     settings: HealthSettings | None = None, *, telemetry: Telemetry | None = None
 ) -> FastAPI:
@@ -62,8 +90,8 @@ def create_health_app(
         settings,
         title="Huimin health records (FHIR R4)",
         routers=[public, router],
-        store=make_store,
-        lifespan_hooks=[auth_lifespan(settings), _fhir_lifespan(settings)],
+        store=_store,
+        lifespan_hooks=_hooks(settings),
         telemetry=telemetry,
         render_error=_render,
     )

@@ -1,4 +1,5 @@
-"""Settings of the health service: the shared `HUIMIN_*` variables plus FHIR paging and audit."""
+"""Settings of the health service: the shared `HUIMIN_*` variables plus FHIR paging, audit
+and the registry feed it consumes."""
 
 from __future__ import annotations
 
@@ -25,3 +26,9 @@ class HealthSettings(Settings):
     audit_batch_size: int = Field(default=200, ge=1, le=900)
     # Load the demo patients at start (the dev stack sets it; idempotent).
     demo_data: bool = False
+    # The registry's event feed (e.g. http://127.0.0.1:8002/events): when set, registered,
+    # updated, moved and merged residents create or update their linked Patients, read with
+    # this service's client credentials (HUIMIN_CLIENT_ID / HUIMIN_CLIENT_SECRET). Unset: off.
+    registry_events_url: str | None = None
+    registry_events_poll_seconds: float = Field(default=2.0, gt=0, le=300)
+    registry_events_page_size: int = Field(default=100, ge=1, le=1000)
