@@ -66,7 +66,10 @@ class ResidentSnapshot(_Payload):
     deceased_date: date | None = None
     community: CommunityCode
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{2,30}$")] | None = None
-    address: Annotated[_Text, StringConstraints(max_length=500)] | None = None
+    address: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _deceased_date_only_when_deceased(self) -> ResidentSnapshot:
