@@ -67,6 +67,7 @@ def name_keys(zh: str | None, latin: str | None) -> list[str]:
     if zh:
         out.append(fold(zh).replace(" ", ""))
     if latin:
+        latin = clean(latin)
         out.extend(prefixes(latin))
         out.append(compact(latin))
     return [k for k in dict.fromkeys(out) if k]

@@ -27,6 +27,7 @@ from shared.storage import (
     Predicate,
     Query,
     Record,
+    RecordDeleted,
     RecordNotFound,
     Sort,
     Store,
@@ -152,7 +153,7 @@ class RegistryRepository:
         """A place by code, or None."""
         try:
             return await self.store.get(PLACES, store_id(code))
-        except RecordNotFound:
+        except (RecordNotFound, RecordDeleted):
             return None
 
     async def places(self, codes: Sequence[str]) -> dict[str, Record]:
@@ -175,7 +176,7 @@ class RegistryRepository:
         """The current version of a resident, or None."""
         try:
             return await self.store.get(RESIDENTS, id)
-        except RecordNotFound:
+        except (RecordNotFound, RecordDeleted):
             return None
 
     async def resident_history(
@@ -231,7 +232,7 @@ class RegistryRepository:
         """The current version of a household, or None (also for a dissolved one)."""
         try:
             return await self.store.get(HOUSEHOLDS, id)
-        except RecordNotFound:
+        except (RecordNotFound, RecordDeleted):
             return None
 
     # counters and writes
