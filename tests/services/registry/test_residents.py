@@ -12,7 +12,8 @@ def test_register_allocates_an_id_and_returns_the_record(registry: Registry) -> 
         r = c.post("/residents", json=body)
     assert r.status_code == 201, r.text
     created = r.json()
-    assert created["id"].startswith("R-") and len(created["id"]) == 10
+    assert created["id"].startswith("R-")
+    assert len(created["id"]) == 10
     assert r.headers["location"] == f"/residents/{created['id']}"
     assert r.headers["etag"] == 'W/"1"'
     assert created["version"] == 1
