@@ -9,7 +9,10 @@ from typing import Any
 
 from shared.storage import (
     AlreadyExists,
+    Create,
+    Eq,
     Event,
+    Query,
     Store,
     UniqueViolation,
     VersionConflict,
@@ -66,3 +69,26 @@ async def test_event_sequence_numbers_from_two_clients(store: Store, tmp_path) -
     assert seqs == sorted(set(seqs))
     assert len(feed) == 30
     assert {e.key for e in feed} == {f"{t}{i}" for t in "ab" for i in range(15)}
+
+
+async def test_concurrent_writes_fail_alone_and_atomically(store: Store) -> None:
+    """Writes in flight together (on SQLite: committed as one group) keep their own
+    all-or-nothing: a write whose second operation fails leaves nothing behind, while the
+    writes around it are stored, with their events."""
+    people = store.collection("people")
+    await people.create({"name": "Holder", "nid": "taken"})
+
+    def write(i: int) -> Any:
+        ops: list[Any] = [Create("people", {"name": f"W{i}", "gen": 7}, f"w{i}")]
+        if i % 5 == 2:  # the second operation of every fifth write breaks a unique key
+            ops.append(Create("people", {"name": f"X{i}", "nid": "taken"}, f"x{i}"))
+        return store.write(ops, events=[Event("made", f"w{i}")])
+
+    ok, errors = await outcomes(write(i) for i in range(40))
+    assert len(errors) == 8, errors
+    assert len(ok) == 32
+    assert all(isinstance(e, UniqueViolation) for e in errors), errors
+    stored = {r.id for r in (await people.search(Query(where=[Eq("gen", 7)], limit=100))).items}
+    assert stored == {f"w{i}" for i in range(40) if i % 5 != 2}
+    feed = [e.key for e in await store.events(0, 1000) if e.type == "made"]
+    assert sorted(feed) == sorted(stored)
