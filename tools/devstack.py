@@ -63,9 +63,15 @@ class ProcessSpec:
 PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("issuer", "tools.devissuer", 8080),  # first: the others validate its tokens
     ProcessSpec("gateway", "gateway", 8000),
-    ProcessSpec("health", "services.health", 8001, env={"HUIMIN_DEMO_DATA": "true"}),
+    ProcessSpec(
+        "health",
+        "services.health",
+        8001,
+        # Residents registered in the registry become linked Patients (docs/events.md).
+        env={"HUIMIN_DEMO_DATA": "true", "HUIMIN_REGISTRY_EVENTS_URL": "{registry_url}/events"},
+    ),
+    ProcessSpec("registry", "services.registry", 8002, env={"HUIMIN_DEMO_DATA": "true"}),
     # Later issues add, one line each:
-    # ProcessSpec("registry", "services.registry", 8002),
     # ProcessSpec("education", "services.education", 8003),
     # ProcessSpec("tourism", "services.tourism", 8004),
 )
@@ -78,11 +84,15 @@ def port_for(spec: ProcessSpec, environ: Mapping[str, str]) -> int:
 
 
 def child_environment(
-    port: int, base: Mapping[str, str], extra: Mapping[str, str]
+    port: int,
+    base: Mapping[str, str],
+    extra: Mapping[str, str],
+    urls: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Return the environment of a child answering on `port`."""
+    """Return the environment of a child answering on `port`; `{<name>_url}` in a value of
+    `extra` becomes that part's base URL (so a moved port moves the links to it too)."""
     env = {k: v for k, v in base.items() if k not in _PER_PROCESS_VARS}
-    env.update(extra)
+    env.update({k: v.format_map(urls or {}) for k, v in extra.items()})
     env.update(HUIMIN_HOST=HOST, HUIMIN_PORT=str(port), PYTHONUNBUFFERED="1")
     return env
 
@@ -132,6 +142,7 @@ class DevStack:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.children: list[Child] = []
+        self.urls: dict[str, str] = {}
         self.stop_requested = asyncio.Event()
         self.kill_now = asyncio.Event()
 
@@ -144,6 +155,7 @@ class DevStack:
     async def run(self) -> int:
         """Run the stack until a signal or a child's death; return the exit code."""
         ports = {spec.name: port_for(spec, self.environ) for spec in self.specs}
+        self.urls = {f"{name}_url": f"http://{HOST}:{port}" for name, port in ports.items()}
         busy = [f"{name} ({port})" for name, port in ports.items() if not port_is_free(port)]
         if busy:
             self.say(
@@ -171,7 +183,7 @@ class DevStack:
         process = await asyncio.create_subprocess_exec(
             *spec.command(),
             cwd=REPO_ROOT,
-            env=child_environment(port, self.environ, spec.env),
+            env=child_environment(port, self.environ, spec.env, self.urls),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -230,3 +230,14 @@ def test_a_busy_port_is_reported_before_starting_anything(start_stack):
         assert stack.process.wait(timeout=30) == 2
     assert "port already in use: gateway" in stack.output()
     assert process_tree(stack.process.pid) == set()
+
+
+def test_links_between_parts_follow_their_ports():
+    env = child_environment(
+        8001, {}, {"HUIMIN_REGISTRY_EVENTS_URL": "{registry_url}/events"}, {"registry_url": "u"}
+    )
+    assert env["HUIMIN_REGISTRY_EVENTS_URL"] == "u/events"
+    health = next(p for p in PROCESSES if p.name == "health")
+    registry = next(p for p in PROCESSES if p.name == "registry")
+    assert health.env["HUIMIN_REGISTRY_EVENTS_URL"] == "{registry_url}/events"
+    assert registry.env["HUIMIN_DEMO_DATA"] == "true"
