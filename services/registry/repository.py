@@ -26,6 +26,7 @@ from shared.storage import (
     Page,
     Predicate,
     Query,
+    Range,
     Record,
     RecordDeleted,
     RecordNotFound,
@@ -42,6 +43,8 @@ RESIDENTS = "residents"
 HOUSEHOLDS = "households"
 AUDIT = "audit"
 COUNTERS = "counters"
+IMPORT_JOBS = "import_jobs"
+IMPORT_ERRORS = "import_errors"
 MAX_CANDIDATES = 20
 
 
@@ -91,6 +94,19 @@ def _audit_keys(body: Mapping[str, Any]) -> Keys:
     }
 
 
+def _import_job_keys(body: Mapping[str, Any]) -> Keys:
+    return {
+        "owner": body["owner"]["sub"],
+        "state": body["state"],
+        "created": datetime.fromisoformat(body["created_at"]),
+        "beat": datetime.fromisoformat(body["beat"]),
+    }
+
+
+def _import_error_keys(body: Mapping[str, Any]) -> Keys:
+    return {"job": body["job"], "row": body["row"]}
+
+
 SPECS = [
     CollectionSpec(
         PLACES,
@@ -133,6 +149,23 @@ SPECS = [
         extract=_audit_keys,
     ),
     CollectionSpec(COUNTERS),
+    # Bulk import jobs (services/registry/import_jobs.py) and their failed rows.
+    CollectionSpec(
+        IMPORT_JOBS,
+        keys={
+            "owner": KeyType.TEXT,
+            "state": KeyType.TEXT,
+            "created": KeyType.INSTANT,
+            "beat": KeyType.INSTANT,
+        },
+        extract=_import_job_keys,
+    ),
+    CollectionSpec(
+        IMPORT_ERRORS,
+        keys={"job": KeyType.TEXT, "row": KeyType.NUMBER},
+        extract=_import_error_keys,
+        max_doc_bytes=64 * 1024,
+    ),
 ]
 
 
@@ -279,3 +312,35 @@ class RegistryRepository:
             where=list(where), sort=[Sort("at", descending=True)], limit=limit, cursor=cursor
         )
         return await self.store.search(AUDIT, query)
+
+    # import jobs
+
+    async def import_job(self, id: str) -> Record | None:
+        """An import job, or None."""
+        try:
+            return await self.store.get(IMPORT_JOBS, id)
+        except (RecordNotFound, RecordDeleted):
+            return None
+
+    async def import_jobs_of(self, owner: str, *, limit: int, cursor: str | None) -> Page:
+        """The jobs one account started, newest first."""
+        query = Query(
+            where=[Eq("owner", owner)],
+            sort=[Sort("created", descending=True)],
+            limit=limit,
+            cursor=cursor,
+        )
+        return await self.store.search(IMPORT_JOBS, query)
+
+    async def stale_import_jobs(self, beat_before: datetime) -> list[Record]:
+        """Unfinished jobs whose runner has not written since `beat_before` (at most 100)."""
+        where: list[Predicate] = [
+            In("state", ["queued", "running"]),
+            Range("beat", lt=beat_before),
+        ]
+        return list((await self.store.search(IMPORT_JOBS, Query(where=where, limit=100))).items)
+
+    async def import_errors(self, job: str, *, limit: int, cursor: str | None) -> Page:
+        """A job's failed rows in file order."""
+        query = Query(where=[Eq("job", job)], sort=[Sort("row")], limit=limit, cursor=cursor)
+        return await self.store.search(IMPORT_ERRORS, query)
