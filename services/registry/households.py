@@ -11,14 +11,20 @@ in one atomic batch. A household lives in one community, and so do its members.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.registry.audit import as_op, entry, now_iso
 from services.registry.events import resident_event
 from services.registry.repository import HOUSEHOLDS, RESIDENTS, RegistryRepository
 from services.registry.schemas import AddMember, CreateHousehold, MoveMember, UpdateHousehold
-from services.registry.service import Caller, RegistryService, check_if_match
+from services.registry.service import (
+    WRITE_ATTEMPTS,
+    Caller,
+    RegistryService,
+    backoff,
+    check_if_match,
+)
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.storage import (
     AlreadyExists,
@@ -39,7 +45,7 @@ class HouseholdService:
         self.residents = residents
         self.repo: RegistryRepository = residents.repo
 
-    async def readable(self, caller: Caller, body: dict[str, Any] | Any) -> bool:
+    async def readable(self, caller: Caller, body: Mapping[str, Any]) -> bool:
         """Staff in reach of its community, everyone who reads all, and its own members."""
         if caller.access.reads_place(body["community"]):
             return True
@@ -129,7 +135,7 @@ class HouseholdService:
         ids = [m.resident_id for m in data.members]
         found = await self._candidates(caller, ids, data.community, "#/members/{i}/resident_id")
         head = next(m.resident_id for m in data.members if m.relationship == "head")
-        for _ in range(3):
+        for attempt in range(WRITE_ATTEMPTS):
             hid, counter = await self.repo.allocate("household", "H")
             body = {
                 "id": hid,
@@ -150,7 +156,8 @@ class HouseholdService:
                 if await self.repo.household(hid) is None and all(
                     not (r.body.get("household")) for r in (await self.repo.residents(ids)).values()
                 ):
-                    continue  # only the household number was taken meanwhile
+                    await backoff(attempt)  # only the household number was taken meanwhile
+                    continue
                 raise
         raise Conflict("Too many concurrent household registrations; try again.")
 

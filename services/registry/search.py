@@ -8,7 +8,7 @@ so pages, cursors and counts only ever reflect what the caller may see.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.registry import national_id
@@ -21,6 +21,8 @@ from services.registry.service import Caller, RegistryService
 from shared.auth.errors import InsufficientScope
 from shared.errors import NotFound, Unprocessable
 from shared.storage import AnyOf, Eq, In, Page, Predicate, Prefix, Query, Range
+
+ONE_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,25 +80,19 @@ def predicates(f: ResidentFilter, *, today: date | None = None) -> list[Predicat
     low: datetime | None = None  # birth >= low
     high: datetime | None = None  # birth < high
     if f.age_max is not None:  # younger than age_max + 1 years
-        low = day_instant(_years_before(today, f.age_max + 1)) + _one_day()
+        low = day_instant(_years_before(today, f.age_max + 1)) + ONE_DAY
     if f.age_min is not None:
-        high = day_instant(_years_before(today, f.age_min)) + _one_day()
+        high = day_instant(_years_before(today, f.age_min)) + ONE_DAY
     if f.born_from is not None:
         low = max(low, day_instant(f.born_from)) if low else day_instant(f.born_from)
     if f.born_to is not None:
-        end = day_instant(f.born_to) + _one_day()
+        end = day_instant(f.born_to) + ONE_DAY
         high = min(high, end) if high else end
     if low is not None or high is not None:
         where.append(Range("birth", ge=low, lt=high))
     if errors:
         raise Unprocessable("The search has invalid parameters.", errors=errors)
     return where
-
-
-def _one_day() -> Any:
-    from datetime import timedelta
-
-    return timedelta(days=1)
 
 
 class Searcher:

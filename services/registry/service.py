@@ -8,6 +8,8 @@ audit entry and its domain event (`resident.registered`, `resident.updated`,
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +34,16 @@ from shared.storage import (
     WriteOp,
 )
 
-WRITE_ATTEMPTS = 5  # concurrent registrations race for the counter; the loser retries
+# Concurrent registrations race for the counter; a loser retries after a short random
+# pause (so that the same writers do not collide again in lockstep).
+WRITE_ATTEMPTS = 20
+
+
+async def backoff(attempt: int) -> None:
+    """Sleep a random while, longer after each lost race (at most about 0.2 s)."""
+    await asyncio.sleep(random.uniform(0, 0.01 * min(attempt + 1, 20)))
+
+
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 
 
@@ -192,7 +203,7 @@ class RegistryService:
             "registered_at": at,
             "updated_at": at,
         }
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(WRITE_ATTEMPTS):
             if resident_id is None:
                 rid, counter = await self.repo.allocate("resident", "R")
                 counter_ops: list[WriteOp] = [counter]
@@ -212,7 +223,7 @@ class RegistryService:
             except (VersionConflict, AlreadyExists):
                 if resident_id is not None:
                     raise
-                continue  # another registration took this number first
+                await backoff(attempt)  # another registration took this number first
         raise ServiceUnavailable("Too many concurrent registrations; try again.")
 
     async def _refuse_taken_id(self, caller: Caller, number: str) -> None:
