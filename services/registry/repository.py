@@ -45,6 +45,7 @@ AUDIT = "audit"
 COUNTERS = "counters"
 IMPORT_JOBS = "import_jobs"
 IMPORT_ERRORS = "import_errors"
+CHANGES = "change_requests"
 MAX_CANDIDATES = 20
 
 
@@ -107,6 +108,19 @@ def _import_error_keys(body: Mapping[str, Any]) -> Keys:
     return {"job": body["job"], "row": body["row"]}
 
 
+def _change_keys(body: Mapping[str, Any]) -> Keys:
+    return {
+        # Every place enclosing the resident's community when the request was made: "in my
+        # jurisdiction" is one equality, as for residents.
+        "place": lineage(body["community"]),
+        "state": body["state"],
+        "resident": body["residents"],
+        # "<role>|<place>" of the officers who may decide: "awaiting me" is one equality.
+        "decider": body["deciders"],
+        "created": datetime.fromisoformat(body["created_at"]),
+    }
+
+
 SPECS = [
     CollectionSpec(
         PLACES,
@@ -164,6 +178,19 @@ SPECS = [
         IMPORT_ERRORS,
         keys={"job": KeyType.TEXT, "row": KeyType.NUMBER},
         extract=_import_error_keys,
+        max_doc_bytes=64 * 1024,
+    ),
+    # Change requests (services/registry/changes.py).
+    CollectionSpec(
+        CHANGES,
+        keys={
+            "place": KeyType.TEXT,
+            "state": KeyType.TEXT,
+            "resident": KeyType.TEXT,
+            "decider": KeyType.TEXT,
+            "created": KeyType.INSTANT,
+        },
+        extract=_change_keys,
         max_doc_bytes=64 * 1024,
     ),
 ]
@@ -344,3 +371,21 @@ class RegistryRepository:
         """A job's failed rows in file order."""
         query = Query(where=[Eq("job", job)], sort=[Sort("row")], limit=limit, cursor=cursor)
         return await self.store.search(IMPORT_ERRORS, query)
+
+    # change requests
+
+    async def change_request(self, id: str) -> Record | None:
+        """A change request, or None."""
+        try:
+            return await self.store.get(CHANGES, id)
+        except (RecordNotFound, RecordDeleted):
+            return None
+
+    async def search_changes(
+        self, where: Sequence[Predicate], *, limit: int, cursor: str | None
+    ) -> Page:
+        """Change requests newest first."""
+        query = Query(
+            where=list(where), sort=[Sort("created", descending=True)], limit=limit, cursor=cursor
+        )
+        return await self.store.search(CHANGES, query)
