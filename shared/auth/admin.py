@@ -235,6 +235,7 @@ async def _sync_clients(
         await _sync_client_scopes(admin, have["id"], cid, client, scope_ids, changes)
         if client.get("serviceAccountsEnabled"):
             await _sync_service_roles(admin, have["id"], cid, realm, changes)
+            await _sync_service_client_roles(admin, have["id"], cid, realm, changes)
 
 
 async def _sync_client_scopes(
@@ -291,6 +292,32 @@ async def _sync_service_roles(
         roles = [await admin.a_get_realm_role(r) for r in missing]
         await admin.a_assign_realm_roles(account["id"], roles)
         changes.append(f"gave service account of {cid} the roles {', '.join(missing)}")
+
+
+async def _sync_service_client_roles(
+    admin: KeycloakAdmin, client_uuid: str, cid: str, realm: Mapping[str, Any], changes: list[str]
+) -> None:
+    """Client roles of a service account (the registry's realm-management manage-users):
+    missing ones are granted; extra ones are left alone, like extra realm roles."""
+    wanted: dict[str, list[str]] = {}
+    for user in realm.get("users", []):
+        if user.get("serviceAccountClientId") == cid:
+            wanted = dict(user.get("clientRoles") or {})
+    if not wanted:
+        return
+    account = await admin.a_get_client_service_account_user(client_uuid)
+    owners = {c["clientId"]: c["id"] for c in await admin.a_get_clients()}
+    for owner, names in sorted(wanted.items()):
+        owner_uuid = owners.get(owner)
+        if owner_uuid is None:
+            continue
+        have = {
+            r["name"] for r in await admin.a_get_client_roles_of_user(account["id"], owner_uuid)
+        }
+        if missing := [n for n in names if n not in have]:
+            roles = [await admin.a_get_client_role(owner_uuid, n) for n in missing]
+            await admin.a_assign_client_role(account["id"], owner_uuid, roles)
+            changes.append(f"gave service account of {cid} the roles {owner}: {', '.join(missing)}")
 
 
 @dataclass(frozen=True)
@@ -352,9 +379,22 @@ async def ensure_citizen_account(
         if last_name:
             payload["lastName"] = last_name
         user_id, created = await admin.a_create_user(payload), True
-    citizen = await admin.a_get_realm_role("citizen")
-    await admin.a_assign_realm_roles(user_id, [citizen])
+    await _grant_citizen_role(admin, user_id)
     return CitizenAccount(user_id, username.lower(), created)
+
+
+async def _grant_citizen_role(admin: KeycloakAdmin, user_id: str) -> None:
+    # The role is looked up among the user's mappable roles, not read from the realm: that
+    # needs only the user permissions the registry's service account has (manage-users,
+    # view-users), not view-realm. A role already held is not offered again.
+    available = await admin.a_get_available_realm_roles_of_user(user_id)
+    citizen = [r for r in available if r.get("name") == "citizen"]
+    if citizen:
+        await admin.a_assign_realm_roles(user_id, citizen)
+        return
+    held = await admin.a_get_realm_roles_of_user(user_id)
+    if not any(r.get("name") == "citizen" for r in held):
+        raise KeycloakGetError("the realm has no role citizen that can be granted")
 
 
 def _profile(user: Mapping[str, Any]) -> dict[str, Any]:
