@@ -19,6 +19,8 @@ from services.registry.places import is_code
 
 Sex = Literal["male", "female", "unknown"]
 Status = Literal["active", "moved-out", "deceased"]
+# As stored and served: a duplicate retired by a merge is `merged` (never set by PATCH).
+RecordStatus = Literal["active", "moved-out", "deceased", "merged"]
 Relationship = Literal[
     "head",
     "spouse",
@@ -183,10 +185,11 @@ class Resident(BaseModel):
     national_id: str | None = None
     phone: str | None = None
     address: Address
-    status: Status
+    status: RecordStatus
     deceased_date: date | None = None
     household: HouseholdRef | None = None
     review: Review | None = None
+    merged_into: str | None = None
     masked: bool
     registered_at: str
     updated_at: str
@@ -200,7 +203,7 @@ class ResidentSummary(BaseModel):
     sex: Sex
     birth_date: date
     community: str
-    status: Status
+    status: RecordStatus
     review: Literal["pending", "resolved"] | None = None
 
 
@@ -350,4 +353,59 @@ class AuditPage(BaseModel):
     """One page of audit records, newest first."""
 
     items: list[AuditEntry]
+    next: str | None = None
+
+
+class ImportRows(BaseModel):
+    """Progress of an import job, in rows of the file."""
+
+    total: int
+    done: int
+    created: int
+    existing: int
+    updated: int
+    failed: int
+
+
+class ImportJob(BaseModel):
+    """A bulk import job (`POST /imports`): state `queued`, `running`, `done` or `failed`."""
+
+    id: str
+    state: Literal["queued", "running", "done", "failed"]
+    filename: str
+    encoding: str
+    rows: ImportRows
+    error: str | None = None
+    owner: str | None = None
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    errors: str
+
+
+class ImportJobPage(BaseModel):
+    """Import jobs of the caller, newest first."""
+
+    items: list[ImportJob]
+    next: str | None = None
+
+
+class RowProblem(BaseModel):
+    """One problem of a row: the column (None for the line as a whole) and what is wrong."""
+
+    field: str | None = None
+    message: str
+
+
+class ImportRowError(BaseModel):
+    """A failed row: its line number in the file (the header is line 1) and its problems."""
+
+    row: int
+    errors: list[RowProblem]
+
+
+class ImportErrorPage(BaseModel):
+    """Failed rows of a job in file order."""
+
+    items: list[ImportRowError]
     next: str | None = None
