@@ -20,6 +20,7 @@ from services.registry import national_id
 from services.registry.access import Access
 from services.registry.audit import AuditQueue, as_op, entry, now_iso
 from services.registry.events import resident_event
+from services.registry.guards import redirect_merged, refuse_merged, require_direct_edit
 from services.registry.names import match_forms, romanize
 from services.registry.repository import RESIDENTS, RegistryRepository
 from services.registry.schemas import NameIn, RegisterResident, UpdateResident
@@ -155,6 +156,7 @@ class RegistryService:
             "deceased_date": b.get("deceased_date"),
             "household": b.get("household"),
             "review": review,
+            "merged_into": b.get("merged_into"),
             "masked": not full,
             "registered_at": b["registered_at"],
             "updated_at": b["updated_at"],
@@ -248,6 +250,7 @@ class RegistryService:
         """A full record (audited)."""
         self.audit.check_capacity()
         record = await self.load(caller, id, "resident.read")
+        redirect_merged(record.body)  # a retired id now names the survivor
         self.audit.add(entry(caller.access, "resident.read", [id], client=caller.client))
         return record
 
@@ -272,6 +275,7 @@ class RegistryService:
         access.require_writer()
         current = record.body
         access.require_write_place(current["address"]["community"])
+        refuse_merged(current)
         check_if_match(if_match, record.version, f"resident {id}")
         given = patch.model_fields_set
         new = dict(current)
@@ -300,6 +304,7 @@ class RegistryService:
                     " remove them from it before moving them to another community."
                 )
         _check_status(current, new)
+        require_direct_edit(access, current, new)
         cross_check(date.fromisoformat(new["birth_date"]), new["sex"], new.get("national_id"))
         if new.get("national_id") and new["national_id"] != current.get("national_id"):
             await self._refuse_taken_id(caller, new["national_id"])
