@@ -12,6 +12,8 @@ from services.registry.audit import AuditQueue
 from services.registry.demo import load_demo
 from services.registry.endpoints import router
 from services.registry.households import HouseholdService
+from services.registry.import_jobs import ImportRunner
+from services.registry.imports_endpoints import router as imports_router
 from services.registry.repository import RegistryRepository, make_store
 from services.registry.search import Searcher
 from services.registry.service import RegistryService
@@ -39,7 +41,9 @@ def _registry_lifespan(settings: RegistrySettings) -> LifespanHook:
         app.state.registry = residents
         app.state.households = HouseholdService(residents)
         app.state.searcher = Searcher(residents)
-        async with audit.running():
+        # CSV import jobs run in this process's background (import_jobs.py).
+        app.state.imports = ImportRunner(residents, app.state.households)
+        async with audit.running(), app.state.imports.running():
             if settings.demo_data:
                 count = await load_demo(residents, app.state.households)
                 logger.info("demo data: %d residents present", count)
@@ -56,7 +60,7 @@ def create_registry_app(
     return create_app(
         settings,
         title="Huimin community registry",
-        routers=[router, events_router()],
+        routers=[router, imports_router, events_router()],
         store=make_store,
         lifespan_hooks=[auth_lifespan(settings), _registry_lifespan(settings)],
         telemetry=telemetry,

@@ -49,6 +49,7 @@ REQUIRED = ("sex", "birth_date", "community", "address")
 MAX_LINE_BYTES = 4096  # a resident's line is ~200 bytes; 4 KiB is something else entirely
 MAX_ROWS = 50_000
 MAX_HOUSEHOLD_KEY = 64
+MAX_MEMBERS = 50  # as for POST /households
 ENCODINGS = {
     "utf-8": "utf-8",
     "utf8": "utf-8",
@@ -296,7 +297,9 @@ def household_problems(rows: Sequence[Row]) -> None:
         heads = [r for r in members if r.relationship == "head"]
         communities = {r.values.get("community") for r in members}
         problem = None
-        if len(heads) != 1:
+        if len(members) > MAX_MEMBERS:
+            problem = f"household {key!r} has more than {MAX_MEMBERS} members"
+        elif len(heads) != 1:
             lines = ", ".join(str(r.line) for r in heads) or "none"
             problem = f"household {key!r} needs exactly one head (heads on rows: {lines})"
         elif len(communities) > 1:
@@ -311,14 +314,23 @@ def household_problems(rows: Sequence[Row]) -> None:
                 row.data = None
 
 
-def same_person(stored: Mapping[str, Any], data: RegisterResident, name: Mapping[str, Any]) -> bool:
-    """Whether a stored resident holds exactly what a row says (so re-importing the row is
-    a no-op); `name` is the name as it would be stored."""
-    return (
-        stored["name"] == dict(name)
-        and stored["sex"] == data.sex
-        and stored["birth_date"] == data.birth_date.isoformat()
-        and stored.get("national_id") == data.national_id
-        and stored.get("phone") == data.phone
-        and stored["address"] == data.address.model_dump()
+def differences(
+    stored: Mapping[str, Any], data: RegisterResident, name: Mapping[str, Any]
+) -> list[str]:
+    """The columns in which a stored resident differs from a row (none: re-importing the
+    row is a no-op); `name` is the row's name as it would be stored."""
+    found = []
+    if stored["name"].get("zh") != name.get("zh"):
+        found.append("name_zh")
+    if stored["name"].get("latin") != name.get("latin"):
+        found.append("name_latin")
+    pairs = (
+        ("sex", stored["sex"], data.sex),
+        ("birth_date", stored["birth_date"], data.birth_date.isoformat()),
+        ("national_id", stored.get("national_id"), data.national_id),
+        ("phone", stored.get("phone"), data.phone),
+        ("community", stored["address"]["community"], data.address.community),
+        ("address", stored["address"]["line"], data.address.line),
     )
+    found += [column for column, theirs, ours in pairs if theirs != ours]
+    return found
