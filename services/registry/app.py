@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.registry.audit import AuditQueue
+from services.registry.changes_endpoints import router as changes_router
 from services.registry.demo import load_demo
 from services.registry.endpoints import router
 from services.registry.households import HouseholdService
@@ -60,7 +61,7 @@ def create_registry_app(
     return create_app(
         settings,
         title="Huimin community registry",
-        routers=[router, imports_router, events_router()],
+        routers=[router, changes_router, imports_router, events_router()],
         store=make_store,
         lifespan_hooks=[auth_lifespan(settings), _registry_lifespan(settings)],
         telemetry=telemetry,
