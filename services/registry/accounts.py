@@ -37,6 +37,7 @@ from services.registry.events import resident_event
 from services.registry.repository import RESIDENTS
 from services.registry.service import Caller, RegistryService, backoff
 from services.registry.settings import RegistrySettings
+from shared.app import LifespanHook
 from shared.auth.admin import CitizenAccount, ensure_citizen_account
 from shared.auth.service_tokens import split_issuer
 from shared.errors import Conflict, ServiceUnavailable, Unprocessable
@@ -84,6 +85,7 @@ class AccountLink:
     resident_id: str
     link: Mapping[str, Any] | None
     created: bool = False  # the Keycloak user was created by this request
+    new_link: bool = False  # the record was linked (or re-linked) by this request
 
 
 def _keycloak_message(exc: KeycloakError) -> str:
@@ -142,16 +144,27 @@ class AccountService:
         if record.body["status"] == "deceased":
             raise Conflict(f"Resident {resident_id} is deceased; no account is created.")
         first, last = profile_names(record.body["name"])
-        account = await self._keycloak(
-            lambda admin: ensure_citizen_account(
-                admin,
-                resident_id=resident_id,
-                username=username_for(resident_id),
-                email=email,
-                first_name=first,
-                last_name=last,
+        username = username_for(resident_id)
+        try:
+            account = await self._keycloak(
+                lambda admin: ensure_citizen_account(
+                    admin,
+                    resident_id=resident_id,
+                    username=username,
+                    email=email,
+                    first_name=first,
+                    last_name=last,
+                )
             )
-        )
+        except Conflict as exc:
+            if exc.errors and exc.errors[0].get("field") == "username":
+                # The username is the registry's choice, not a field of the request.
+                raise Conflict(
+                    f"The Keycloak account {username} belongs to another resident; an"
+                    " administrator must resolve it in Keycloak before it can be linked.",
+                    username=username,
+                ) from exc
+            raise
         return await self._store_link(caller, record, account)
 
     async def _keycloak(
@@ -218,7 +231,7 @@ class AccountService:
                     break
                 record = fresh
                 continue
-            return AccountLink(rid, link, account.created)
+            return AccountLink(rid, link, account.created, new_link=True)
         raise Conflict(f"Resident {rid} keeps changing; try again.")
 
 
@@ -244,7 +257,7 @@ def build_admin(settings: RegistrySettings) -> KeycloakAdmin | None:
     return KeycloakAdmin(connection=connection)
 
 
-def accounts_lifespan(settings: RegistrySettings) -> Callable[[FastAPI], Any]:
+def accounts_lifespan(settings: RegistrySettings) -> LifespanHook:
     """Create the admin client once per process; close its connections on shutdown."""
 
     @contextlib.asynccontextmanager

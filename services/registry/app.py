@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.registry.accounts import accounts_lifespan
+from services.registry.accounts_endpoints import router as accounts_router
 from services.registry.audit import AuditQueue
 from services.registry.changes_endpoints import router as changes_router
 from services.registry.demo import load_demo
@@ -61,8 +63,12 @@ def create_registry_app(
     return create_app(
         settings,
         title="Huimin community registry",
-        routers=[router, changes_router, imports_router, events_router()],
+        routers=[router, changes_router, accounts_router, imports_router, events_router()],
         store=make_store,
-        lifespan_hooks=[auth_lifespan(settings), _registry_lifespan(settings)],
+        lifespan_hooks=[
+            auth_lifespan(settings),
+            _registry_lifespan(settings),
+            accounts_lifespan(settings),
+        ],
         telemetry=telemetry,
     )

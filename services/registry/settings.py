@@ -21,3 +21,11 @@ class RegistrySettings(Settings):
     audit_max_pending: int = Field(default=20_000, ge=100)
     # Load the demo hierarchy, residents and households at start (dev stack; idempotent).
     demo_data: bool = False
+    # Citizen accounts (POST /residents/{id}/account): the registry manages Keycloak users
+    # through the admin API as its own service account (HUIMIN_CLIENT_ID/SECRET, which the
+    # realm grants realm-management manage-users and view-users). Off: those calls answer
+    # 503, as they must with the embedded dev issuer, which has no admin API.
+    citizen_accounts: bool = False
+    # Keycloak's root URL for admin calls when it differs from the issuer's server (e.g.
+    # an in-cluster address); empty: the server part of HUIMIN_OIDC_ISSUER.
+    keycloak_admin_url: str | None = None
