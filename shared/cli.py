@@ -1,6 +1,7 @@
 """The `huimin` command line (`huimin --help`).
 
 huimin identity sync [--realm-file F]   roles, clients and scopes into a running Keycloak
+huimin registry import FILE [--url U]   residents and households from CSV, with progress
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         help="environment variable holding the admin password",
     )
     sync.set_defaults(run=_identity_sync)
+    # Imported when the command runs: shared/ stays importable without the services.
+    from services.registry.cli import add_parser as add_registry
+
+    add_registry(groups)
     args = parser.parse_args(argv)
     if getattr(args, "issuer", "x") is None:
         args.issuer = get_settings().oidc_issuer
