@@ -1,0 +1,1 @@
+"""End-to-end tests: several services and the real identity provider together."""
