@@ -95,6 +95,10 @@ class HouseholdService:
                 errors.append({"pointer": at, "message": f"no resident {rid} in your reach"})
             elif r.body["address"]["community"] != community:
                 errors.append({"pointer": at, "message": f"{rid} lives in another community"})
+            elif r.body.get("merged_into"):
+                # A retired duplicate: the survivor is the person to put in a household.
+                into = r.body["merged_into"]
+                errors.append({"pointer": at, "message": f"{rid} was merged into {into}"})
             elif r.body.get("household"):
                 hh = r.body["household"]["id"]
                 raise Conflict(

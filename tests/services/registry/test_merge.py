@@ -180,3 +180,22 @@ def test_what_cannot_be_merged(registry: Registry) -> None:
             headers={"If-Match": 'W/"9"'},
         )
         assert stale.status_code == 412
+
+
+def test_a_retired_record_joins_no_household(registry: Registry) -> None:
+    with registry.client("officer") as x:
+        keep, dup = _pair(x)
+        assert (
+            x.post(f"/residents/{keep['id']}/merge", json={"duplicate": dup["id"]}).status_code
+            == 200
+        )
+        r = x.post(
+            "/households",
+            json={
+                "community": A,
+                "address": "5 Courtyard",
+                "members": [{"resident_id": dup["id"], "relationship": "head"}],
+            },
+        )
+        assert r.status_code == 422
+        assert keep["id"] in r.text
