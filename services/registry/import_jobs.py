@@ -117,7 +117,9 @@ class ImportRunner:
             "instance": self.instance,
         }
         detail = f"job {id}: {filename}, {len(parsed.rows)} rows"
-        audit = entry(caller.access, "import.create", status=202, detail=detail)
+        audit = entry(
+            caller.access, "import.create", status=202, detail=detail, client=caller.client
+        )
         record = (await self.repo.write([Create(IMPORT_JOBS, body, id), as_op(audit)]))[0]
         self.held[id] = record
         self.queue.put_nowait(Pending(id, caller, parsed))
@@ -441,7 +443,7 @@ class Job:
             f"job {self.id} {state}: {c['created']} created, {c['existing']} existing,"
             f" {c['updated']} updated, {c['failed']} failed of {c['total']}"
         )
-        audit = entry(self.caller.access, "import.finish", detail=detail)
+        audit = entry(self.caller.access, "import.finish", detail=detail, client=self.caller.client)
         changes = {"state": state, "error": error, "finished_at": now_iso()}
         await self._flush(changes, [as_op(audit)])
 
