@@ -34,6 +34,7 @@ from keycloak.exceptions import KeycloakError
 
 from services.registry.audit import as_op, entry, now_iso
 from services.registry.events import resident_event
+from services.registry.guards import refuse_merged
 from services.registry.repository import RESIDENTS
 from services.registry.service import Caller, RegistryService, backoff
 from services.registry.settings import RegistrySettings
@@ -141,6 +142,7 @@ class AccountService:
         access.require_write_place(record.body["address"]["community"])
         if self.admin is None:
             raise ServiceUnavailable(NOT_CONFIGURED)
+        refuse_merged(record.body)  # the id now stands for the survivor: ask for theirs
         if record.body["status"] == "deceased":
             raise Conflict(f"Resident {resident_id} is deceased; no account is created.")
         first, last = profile_names(record.body["name"])
