@@ -39,7 +39,11 @@ def _fhir_lifespan(settings: HealthSettings) -> LifespanHook:
     async def hook(app: FastAPI) -> AsyncIterator[None]:
         repo = FhirRepository(app.state.store)
         audit = AuditLog(
-            repo, flush_seconds=settings.audit_flush_seconds, batch_size=settings.audit_batch_size
+            repo,
+            flush_seconds=settings.audit_flush_seconds,
+            batch_size=settings.audit_batch_size,
+            max_backlog=settings.audit_max_backlog,
+            backlog_wait=settings.audit_backlog_wait_seconds,
         )
         service = FhirService(repo, audit, settings)
         searcher = Searcher(service)

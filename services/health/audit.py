@@ -23,6 +23,7 @@ from typing import Any
 
 from services.health.repository import FhirRepository
 from shared.auth.principal import Principal
+from shared.errors import ServiceUnavailable
 from shared.ids import new_id as make_id
 
 logger = logging.getLogger(__name__)
@@ -177,18 +178,52 @@ def audit_event(
 class AuditLog:
     """Queues read/search AuditEvents and stores them in batches."""
 
-    def __init__(self, repo: FhirRepository, *, flush_seconds: float, batch_size: int) -> None:
+    def __init__(
+        self,
+        repo: FhirRepository,
+        *,
+        flush_seconds: float,
+        batch_size: int,
+        max_backlog: int = 2000,
+        backlog_wait: float = 10.0,
+    ) -> None:
         self.repo = repo
         self.flush_seconds = flush_seconds
         self.batch_size = batch_size
+        self.max_backlog = max_backlog
+        self.backlog_wait = backlog_wait
         self.pending: list[Mapping[str, Any]] = []
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._stopping = False
 
     def add(self, event: Mapping[str, Any]) -> None:
         """Queue an AuditEvent; it is stored within `flush_seconds`."""
         self.pending.append(event)
         if len(self.pending) >= self.batch_size:
             self._wake.set()
+        if len(self.pending) >= self.max_backlog:
+            self._room.clear()
+
+    async def room(self) -> None:
+        """Wait while the backlog is full: requests are admitted only as fast as their audit
+        records are stored (a search of 20 patients queues 20). Without this the queue, and
+        the time to flush it at shutdown, would grow without bound under sustained load.
+        503 when the store takes no records for `backlog_wait` seconds."""
+        if self._room.is_set():
+            return
+        try:
+            async with asyncio.timeout(self.backlog_wait):
+                await self._room.wait()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "the audit trail cannot keep up; requests are held until it does"
+            ) from None
+
+    def _update_room(self) -> None:
+        if len(self.pending) < self.max_backlog // 2:
+            self._room.set()
 
     async def flush(self) -> None:
         """Store everything queued (in batches the store accepts)."""
@@ -196,6 +231,7 @@ class AuditLog:
             batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
             try:
                 await self.repo.append_audit(batch)
+                self._update_room()
             except Exception:
                 # Never drop audit records silently: put them back and let the next flush retry.
                 self.pending[:0] = batch
@@ -203,8 +239,8 @@ class AuditLog:
                 raise
 
     async def run(self) -> None:
-        """Flush periodically until cancelled."""
-        while True:
+        """Flush periodically until `running` asks it to stop."""
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.flush_seconds):
                     await self._wake.wait()
@@ -219,7 +255,9 @@ class AuditLog:
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Not cancelled: a batch being stored when cancelled would be neither surely
+            # stored nor safely retried. The flusher finishes its batch and stops.
+            self._stopping = True
+            self._wake.set()
+            await task
             await self.flush()

@@ -38,6 +38,7 @@ def _service(request: Request) -> FhirService:
 async def get_caller(request: Request, principal: CurrentPrincipal) -> Caller:
     """The caller, with their own Patient resolved when their scopes are patient-context."""
     service = _service(request)
+    await service.audit.room()  # back-pressure: no new work while the audit trail lags
     access = Access(principal)
     if access.needs_patient and principal.resident_id:
         access = Access(principal, await service.patient_of(principal.resident_id))

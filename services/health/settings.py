@@ -24,6 +24,10 @@ class HealthSettings(Settings):
     # Read and search audit records are written in batches: at most this many seconds late.
     audit_flush_seconds: float = Field(default=0.25, gt=0, le=10)
     audit_batch_size: int = Field(default=200, ge=1, le=900)
+    # Requests wait while this many audit records are queued (back-pressure), and get 503
+    # after `audit_backlog_wait_seconds` if the store does not catch up.
+    audit_max_backlog: int = Field(default=2000, ge=2)
+    audit_backlog_wait_seconds: float = Field(default=10.0, gt=0, le=60)
     # Load the demo patients at start (the dev stack sets it; idempotent).
     demo_data: bool = False
     # The registry's event feed (e.g. http://127.0.0.1:8002/events): when set, registered,
