@@ -9,6 +9,7 @@ another community. Nothing is faked: what Keycloak stores is read back with its 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -251,3 +252,22 @@ def test_unconfigured_registry_answers_503(registry_off: ServiceServer, tokens: 
     # Access rules come first: a caller who may not ask learns nothing about the setup.
     with as_user(registry_off, tokens, "citizen") as citizen:
         assert citizen.post("/residents/R-00000001/account").status_code == 403
+
+
+def test_concurrent_requests_make_one_account(
+    registry_kc: ServiceServer, tokens: Tokens, keycloak: Keycloak
+) -> None:
+    with as_user(registry_kc, tokens, "worker") as worker:
+        rid = register(worker)["id"]
+    token = tokens.get("worker")
+
+    def ask(_: int) -> httpx.Response:
+        with api(registry_kc.url, token) as client:
+            return client.post(f"/residents/{rid}/account")
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(ask, range(4)))
+    assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
+    assert len({a.json()["user_id"] for a in answers}) == 1
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert len(kc_admin(keycloak).get_users({"username": rid.lower(), "exact": True})) == 1
