@@ -13,17 +13,15 @@ shutdown), so that auditing a read does not cost a database commit of its own.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from services.health.repository import FhirRepository
 from shared.auth.principal import Principal
-from shared.errors import ServiceUnavailable
+from shared.batch_queue import BatchQueue
 from shared.ids import new_id as make_id
 
 logger = logging.getLogger(__name__)
@@ -175,8 +173,8 @@ def audit_event(
     return event
 
 
-class AuditLog:
-    """Queues read/search AuditEvents and stores them in batches."""
+class AuditLog(BatchQueue[Mapping[str, Any]]):
+    """Queues read/search AuditEvents and stores them in batches (shared/batch_queue.py)."""
 
     def __init__(
         self,
@@ -187,77 +185,11 @@ class AuditLog:
         max_backlog: int = 2000,
         backlog_wait: float = 10.0,
     ) -> None:
-        self.repo = repo
-        self.flush_seconds = flush_seconds
-        self.batch_size = batch_size
-        self.max_backlog = max_backlog
-        self.backlog_wait = backlog_wait
-        self.pending: list[Mapping[str, Any]] = []
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._stopping = False
-
-    def add(self, event: Mapping[str, Any]) -> None:
-        """Queue an AuditEvent; it is stored within `flush_seconds`."""
-        self.pending.append(event)
-        if len(self.pending) >= self.batch_size:
-            self._wake.set()
-        if len(self.pending) >= self.max_backlog:
-            self._room.clear()
-
-    async def room(self) -> None:
-        """Wait while the backlog is full: requests are admitted only as fast as their audit
-        records are stored (a search of 20 patients queues 20). Without this the queue, and
-        the time to flush it at shutdown, would grow without bound under sustained load.
-        503 when the store takes no records for `backlog_wait` seconds."""
-        if self._room.is_set():
-            return
-        try:
-            async with asyncio.timeout(self.backlog_wait):
-                await self._room.wait()
-        except TimeoutError:
-            raise ServiceUnavailable(
-                "the audit trail cannot keep up; requests are held until it does"
-            ) from None
-
-    def _update_room(self) -> None:
-        if len(self.pending) < self.max_backlog // 2:
-            self._room.set()
-
-    async def flush(self) -> None:
-        """Store everything queued (in batches the store accepts)."""
-        while self.pending:
-            batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
-            try:
-                await self.repo.append_audit(batch)
-                self._update_room()
-            except Exception:
-                # Never drop audit records silently: put them back and let the next flush retry.
-                self.pending[:0] = batch
-                logger.exception("storing %d audit events failed; will retry", len(batch))
-                raise
-
-    async def run(self) -> None:
-        """Flush periodically until `running` asks it to stop."""
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.flush_seconds):
-                    await self._wake.wait()
-            self._wake.clear()
-            with contextlib.suppress(Exception):
-                await self.flush()
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[AuditLog]:
-        """Run the flusher for the app's lifetime; flush what is left on shutdown."""
-        task = asyncio.create_task(self.run(), name="audit-flush")
-        try:
-            yield self
-        finally:
-            # Not cancelled: a batch being stored when cancelled would be neither surely
-            # stored nor safely retried. The flusher finishes its batch and stops.
-            self._stopping = True
-            self._wake.set()
-            await task
-            await self.flush()
+        super().__init__(
+            repo.append_audit,
+            flush_seconds=flush_seconds,
+            batch_size=batch_size,
+            max_backlog=max_backlog,
+            backlog_wait=backlog_wait,
+            name="audit",
+        )

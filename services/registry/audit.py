@@ -4,23 +4,21 @@ when, what, which residents and how it ended.
 Changes carry their entry in the same atomic batch as the change, so a change is never
 without its record. Reads (and refused attempts) are queued and stored in batches at most
 `audit_flush_seconds` late and on shutdown; a failed batch is put back and retried, and the
-queue is bounded: when the store stays down that long, requests are refused (503) rather
-than served unaudited.
+queue is bounded: requests wait while it is full, and are refused (503) rather than served
+unaudited when the store stays down.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from services.registry.access import Access
 from services.registry.repository import AUDIT, RegistryRepository
-from shared.errors import ServiceUnavailable
+from shared.batch_queue import BatchQueue
+from shared.ids import new_id
 from shared.storage import Create
 
 logger = logging.getLogger(__name__)
@@ -44,7 +42,7 @@ def entry(
 ) -> dict[str, Any]:
     """One audit record."""
     body: dict[str, Any] = {
-        "id": uuid.uuid4().hex,
+        "id": new_id(),
         "at": now_iso(),
         "action": action,
         "outcome": outcome,
@@ -64,8 +62,9 @@ def as_op(record: Mapping[str, Any]) -> Create:
     return Create(AUDIT, record, str(record["id"]))
 
 
-class AuditQueue:
-    """Queues read entries and stores them in batches."""
+class AuditQueue(BatchQueue[Mapping[str, Any]]):
+    """Queues read entries and stores them in batches (shared/batch_queue.py): requests wait
+    while `max_pending` entries are queued, and get 503 if the store stops taking them."""
 
     def __init__(
         self,
@@ -74,60 +73,16 @@ class AuditQueue:
         flush_seconds: float,
         batch_size: int,
         max_pending: int,
+        backlog_wait: float = 10.0,
     ) -> None:
-        self.repo = repo
-        self.flush_seconds = flush_seconds
-        self.batch_size = batch_size
-        self.max_pending = max_pending
-        self.pending: list[Mapping[str, Any]] = []
-        self._wake = asyncio.Event()
-
-    def check_capacity(self) -> None:
-        """503 before serving a read that could not be audited (the queue is full)."""
-        if len(self.pending) >= self.max_pending:
-            raise ServiceUnavailable(
-                "The audit trail cannot be written at the moment; try again shortly."
-            )
-
-    def add(self, record: Mapping[str, Any]) -> None:
-        """Queue an entry; it is stored within `flush_seconds`."""
-        self.pending.append(record)
-        if len(self.pending) >= self.batch_size:
-            self._wake.set()
-
-    async def flush(self) -> None:
-        """Store everything queued (in batches the store accepts)."""
-        while self.pending:
-            batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
-            try:
-                await self.repo.append_audit(batch)
-            except Exception:
-                # Never drop entries silently: put them back for the next flush.
-                self.pending[:0] = batch
-                logger.exception("storing %d audit entries failed; will retry", len(batch))
-                raise
-
-    async def run(self) -> None:
-        """Flush periodically until cancelled."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.flush_seconds):
-                    await self._wake.wait()
-            self._wake.clear()
-            with contextlib.suppress(Exception):
-                await self.flush()
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[AuditQueue]:
-        """Run the flusher for the app's lifetime; flush what is left on shutdown."""
-        task = asyncio.create_task(self.run(), name="registry-audit-flush")
-        try:
-            yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await self.flush()
+        super().__init__(
+            repo.append_audit,
+            flush_seconds=flush_seconds,
+            batch_size=batch_size,
+            max_backlog=max_pending,
+            backlog_wait=backlog_wait,
+            name="audit",
+        )
 
 
 def public_entry(body: Mapping[str, Any], *, for_citizen: bool) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class HouseholdService:
 
     async def read(self, caller: Caller, id: str) -> tuple[Record, list[Record]]:
         """A household and its members (audited as a read of the members' data)."""
-        self.residents.audit.check_capacity()
+        await self.residents.audit.room()
         record = await self.load(caller, id)
         members = await self.repo.members(id)
         self.residents.audit.add(

@@ -108,7 +108,7 @@ class Searcher:
         """One page of residents in the caller's reach (the search is audited)."""
         access = caller.access
         access.require_registry()
-        self.service.audit.check_capacity()
+        await self.service.audit.room()
         where = [*access.search_scope(), *predicates(f)]
         if not access.reads_all and access.scope is None:
             # A citizen: their own record and their household's members.

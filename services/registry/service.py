@@ -248,7 +248,7 @@ class RegistryService:
 
     async def read(self, caller: Caller, id: str) -> Record:
         """A full record (audited)."""
-        self.audit.check_capacity()
+        await self.audit.room()
         record = await self.load(caller, id, "resident.read")
         redirect_merged(record.body)  # a retired id now names the survivor
         self.audit.add(entry(caller.access, "resident.read", [id], client=caller.client))
@@ -258,7 +258,7 @@ class RegistryService:
         self, caller: Caller, id: str, *, limit: int, before: int | None
     ) -> list[Record]:
         """Versions of a record, newest first (audited as a read)."""
-        self.audit.check_capacity()
+        await self.audit.room()
         await self.load(caller, id, "resident.history")
         versions = await self.repo.resident_history(id, limit=limit, before_version=before)
         self.audit.add(entry(caller.access, "resident.history", [id], client=caller.client))

@@ -1,33 +1,34 @@
-"""Back-pressure of the read/search audit queue: requests wait while the backlog is full,
-get 503 if the store stops taking records, and nothing queued is dropped."""
+"""The batch queue behind the audit trails of reads: requests wait while the backlog is
+full, get 503 if the store stops taking records, and nothing queued is dropped."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from services.health.audit import AuditLog
-from services.health.repository import FhirRepository
+from shared.batch_queue import BatchQueue
 from shared.errors import ServiceUnavailable
 
 
 class GatedSink:
-    """Stands in for the repository's audit append: stores a batch when the gate opens."""
+    """A store that takes a batch only when the gate is open."""
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.stored: list[Mapping[str, Any]] = []
 
-    async def append_audit(self, events: Sequence[Mapping[str, Any]]) -> None:
+    async def store(self, events: Sequence[Mapping[str, Any]]) -> None:
         await self.gate.wait()
         self.stored.extend(events)
 
 
-def make_log(sink: GatedSink, **kwargs: Any) -> AuditLog:
-    return AuditLog(cast(FhirRepository, sink), flush_seconds=0.01, batch_size=10, **kwargs)
+def make_log(sink: GatedSink, max_backlog: int, **kwargs: Any) -> BatchQueue[Mapping[str, Any]]:
+    return BatchQueue(
+        sink.store, flush_seconds=0.01, batch_size=10, max_backlog=max_backlog, **kwargs
+    )
 
 
 async def test_requests_wait_for_room_then_proceed() -> None:
