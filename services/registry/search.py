@@ -20,7 +20,7 @@ from services.registry.schemas import normalize_phone
 from services.registry.service import Caller, RegistryService
 from shared.auth.errors import InsufficientScope
 from shared.errors import NotFound, Unprocessable
-from shared.storage import AnyOf, Eq, In, Page, Predicate, Prefix, Query, Range
+from shared.storage import AnyOf, Eq, In, Not, Page, Predicate, Prefix, Query, Range
 
 ONE_DAY = timedelta(days=1)
 
@@ -74,6 +74,9 @@ def predicates(f: ResidentFilter, *, today: date | None = None) -> list[Predicat
             where.append(Eq("place", f.place))
     if f.status is not None:
         where.append(Eq("status", f.status))
+    else:
+        # A merged record is a redirect to its survivor, not a person to list twice.
+        where.append(Not(Eq("status", "merged")))
     if f.review is not None:
         where.append(Eq("review", f.review))
     today = today or date.today()

@@ -67,6 +67,15 @@ def test_street_officer_merges_a_flagged_duplicate(registry: Registry) -> None:
         # No longer awaiting review, and not changeable any more.
         pending = x.get("/residents", params={"review": "pending", "limit": 100}).json()
         assert dup["id"] not in [i["id"] for i in pending["items"]]
+        # Listed once: the survivor; the retired record only when asked for.
+        same_name = {"name": keep["name"]["latin"], "limit": 100}
+        listed = [i["id"] for i in x.get("/residents", params=same_name).json()["items"]]
+        assert keep["id"] in listed
+        assert dup["id"] not in listed
+        r = x.get("/residents", params={**same_name, "status": "merged"})
+        assert r.status_code == 200, r.text
+        merged = r.json()["items"]
+        assert [i["id"] for i in merged] == [dup["id"]]
         assert x.patch(f"/residents/{dup['id']}", json={"phone": None}).status_code == 409
     events = [e for e in _events(registry, start) if e["key"] in (keep["id"], dup["id"])]
     assert [(e["type"], e["key"]) for e in events] == [
