@@ -174,6 +174,13 @@ class Review(BaseModel):
     candidates: list[Candidate] = []
 
 
+class AccountRef(BaseModel):
+    """The resident's linked login (details at `/residents/{id}/account`)."""
+
+    username: str
+    linked_at: str
+
+
 class Resident(BaseModel):
     """A resident record. `national_id` and `phone` are masked unless `masked` is false."""
 
@@ -190,6 +197,7 @@ class Resident(BaseModel):
     household: HouseholdRef | None = None
     review: Review | None = None
     merged_into: str | None = None
+    account: AccountRef | None = None
     masked: bool
     registered_at: str
     updated_at: str

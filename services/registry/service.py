@@ -157,6 +157,7 @@ class RegistryService:
             "household": b.get("household"),
             "review": review,
             "merged_into": b.get("merged_into"),
+            "account": _account_ref(b.get("account")),
             "masked": not full,
             "registered_at": b["registered_at"],
             "updated_at": b["updated_at"],
@@ -333,6 +334,12 @@ class RegistryService:
             raise Conflict(
                 f"Resident {id} was changed by someone else meanwhile; read it and try again."
             ) from None
+
+
+def _account_ref(link: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not link:
+        return None
+    return {"username": link["username"], "linked_at": link["linked_at"]}
 
 
 def mask_phone(phone: str) -> str:

@@ -88,6 +88,7 @@ def test_worker_creates_the_account_once(
         # The link is a new version of the record (one, not one per request).
         record = worker.get(f"/residents/{rid}")
         assert record.headers["etag"] == 'W/"2"'
+        assert record.json()["account"] == {"username": rid.lower(), "linked_at": body["linked_at"]}
 
     user = kc_admin(keycloak).get_user(body["user_id"])
     assert user["username"] == rid.lower()
