@@ -20,13 +20,13 @@ import pytest
 from tests.fixtures.e2e import (
     Tokens,
     api,
-    drop_database,
     kc_admin,
     mongo_database,
     start_health,
     start_registry,
     wait_until,
 )
+from tests.fixtures.ferretdb import drop_database
 from tests.fixtures.registry import new_resident
 from tools.ferretdb import FerretDB
 from tools.keycloak import Keycloak
