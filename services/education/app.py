@@ -1,0 +1,53 @@
+"""The education app: the learning-resource catalogue, classes and enrollments on the
+suite's app factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.education.endpoints import public, router
+from services.education.repository import EducationRepository, make_store
+from services.education.search import CatalogueSearch
+from services.education.service import ResourceService
+from services.education.settings import EducationSettings
+from shared.app import LifespanHook, create_app
+from shared.auth.deps import auth_lifespan
+from shared.settings import get_settings
+from shared.telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
+
+
+def _education_lifespan(settings: EducationSettings) -> LifespanHook:
+    @asynccontextmanager
+    async def hook(app: FastAPI) -> AsyncIterator[None]:
+        repo = EducationRepository(app.state.store)
+        app.state.repo = repo
+        app.state.resources = ResourceService(repo)
+        app.state.catalogue = CatalogueSearch(repo, candidates=settings.search_candidates)
+        yield
+
+    return hook
+
+
+def _hooks(settings: EducationSettings) -> list[LifespanHook]:
+    return [auth_lifespan(settings), _education_lifespan(settings)]
+
+
+def create_education_app(
+    settings: EducationSettings | None = None, *, telemetry: Telemetry | None = None
+) -> FastAPI:
+    """Build the service (`uvicorn --factory services.education.app:create_education_app`)."""
+    settings = settings if settings is not None else get_settings(EducationSettings)
+    return create_app(
+        settings,
+        title="Huimin education resources",
+        routers=[public, router],
+        store=make_store,
+        lifespan_hooks=_hooks(settings),
+        telemetry=telemetry,
+    )

@@ -1,0 +1,259 @@
+"""All data access of the education service: collections, the index keys extracted from
+each document at write time, and the reads and atomic writes the services need.
+
+Collections: `resources` (the catalogue), `learners` (residents as the registry last told
+us), `orgs`, `sessions` (academic sessions), `courses`, `classes`, `enrollments`,
+`progress`, and `consumer_cursors` (where the registry feed was read up to). Every query is
+predicates on index keys; nothing reads a collection to filter it in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from shared.events import CURSOR_SPEC
+from shared.storage import (
+    Event,
+    In,
+    KeyType,
+    Page,
+    Predicate,
+    Query,
+    Record,
+    RecordDeleted,
+    RecordNotFound,
+    Store,
+    WriteOp,
+    open_store,
+)
+from shared.storage.keys import fold, terms
+from shared.storage.schema import CollectionSpec, Keys
+
+RESOURCES = "resources"
+LEARNERS = "learners"
+ORGS = "orgs"
+SESSIONS = "sessions"
+COURSES = "courses"
+CLASSES = "classes"
+ENROLLMENTS = "enrollments"
+PROGRESS = "progress"
+# Only the start of a long description is indexed: it keeps a document's index rows under
+# the store's per-document bound (5,000) whatever the text, and what a description is
+# about is said at its start.
+DESCRIPTION_INDEXED_CHARS = 1500
+_CJK_CHAR = range(0x3400, 0xA000)
+
+
+def instant(value: str) -> datetime:
+    """An ISO date or date-time as an aware instant (dates at midnight UTC)."""
+    if len(value) == 10:
+        d = date.fromisoformat(value)
+        return datetime(d.year, d.month, d.day, tzinfo=UTC)
+    return datetime.fromisoformat(value)
+
+
+def derived_id(*parts: str) -> str:
+    """A stable id for a pair such as (class, learner): one record per pair by construction."""
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def _unigrams(text: str) -> list[str]:
+    # Single Chinese characters of short fields, so that a one-character query (数, 诗)
+    # finds names and keywords; bigrams alone would miss a character at the end of a run.
+    return [ch for ch in fold(text) if ord(ch) in _CJK_CHAR]
+
+
+def field_texts(body: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The searchable texts of a resource by field (names, keywords, descriptions)."""
+    name = body.get("name") or {}
+    desc = body.get("description") or {}
+    return {
+        "name": [v for v in (name.get("zh"), name.get("en")) if v],
+        "keywords": list(body.get("keywords") or []),
+        "description": [
+            v[:DESCRIPTION_INDEXED_CHARS] for v in (desc.get("zh"), desc.get("en")) if v
+        ],
+    }
+
+
+def resource_terms(body: Mapping[str, Any]) -> list[str]:
+    """Every search term of a resource: words, CJK bigrams, and CJK characters of short fields."""
+    texts = field_texts(body)
+    out: list[str] = []
+    for values in texts.values():
+        for text in values:
+            out.extend(terms(text))
+    for text in texts["name"] + texts["keywords"]:
+        out.extend(_unigrams(text))
+    return list(dict.fromkeys(out))
+
+
+def resource_keys(body: Mapping[str, Any]) -> Keys:
+    """Index keys of a learning resource."""
+    dated = body.get("date_published") or body["date_modified"]
+    return {
+        "_id": body["id"],
+        "state": body["state"],
+        "owner": body["owner"]["sub"],
+        "term": resource_terms(body),
+        "subject": body["subject"],
+        "level": body["educational_level"],
+        "type": body["learning_resource_type"],
+        "language": body["in_language"],
+        "license": body["license"],
+        # "Newest first": publication date once published, else the last change.
+        "date": instant(dated),
+    }
+
+
+def _learner_keys(body: Mapping[str, Any]) -> Keys:
+    return {"_id": body["id"], "status": body["status"], "merged_into": body.get("merged_into")}
+
+
+def _org_keys(body: Mapping[str, Any]) -> Keys:
+    return {"type": body["type"], "parent": body.get("parent")}
+
+
+def _session_keys(body: Mapping[str, Any]) -> Keys:
+    return {"type": body["type"], "start": instant(body["start_date"])}
+
+
+def _course_keys(body: Mapping[str, Any]) -> Keys:
+    return {"org": body["org"], "owner": body["owner"]["sub"], "subject": body["subjects"]}
+
+
+def _class_keys(body: Mapping[str, Any]) -> Keys:
+    return {
+        "_id": body["id"],
+        "course": body["course"],
+        "org": body["org"],
+        "session": body["sessions"],
+        "created": instant(body["created_at"]),
+    }
+
+
+def _enrollment_keys(body: Mapping[str, Any]) -> Keys:
+    return {
+        "class": body["class"],
+        "user": body["user"],
+        "role": body["role"],
+        "status": body["status"],
+        # "Active learners of this class" and "this person's active enrollments" are one
+        # equality each, whatever else an enrollment carries.
+        "class_active": f"{body['class']}|{body['role']}|{body['status']}",
+    }
+
+
+def _progress_keys(body: Mapping[str, Any]) -> Keys:
+    return {
+        "learner": body["learner"],
+        "resource": body["resource"],
+        "last": instant(body["last_activity"]),
+    }
+
+
+SPECS = [
+    CollectionSpec(
+        RESOURCES,
+        keys={
+            "_id": KeyType.TEXT,
+            "state": KeyType.TEXT,
+            "owner": KeyType.TEXT,
+            "term": KeyType.TEXT,
+            "subject": KeyType.TEXT,
+            "level": KeyType.TEXT,
+            "type": KeyType.TEXT,
+            "language": KeyType.TEXT,
+            "license": KeyType.TEXT,
+            "date": KeyType.INSTANT,
+        },
+        extract=resource_keys,
+        max_doc_bytes=128 * 1024,
+    ),
+    CollectionSpec(
+        LEARNERS,
+        keys={"_id": KeyType.TEXT, "status": KeyType.TEXT, "merged_into": KeyType.TEXT},
+        extract=_learner_keys,
+    ),
+    CollectionSpec(ORGS, keys={"type": KeyType.TEXT, "parent": KeyType.TEXT}, extract=_org_keys),
+    CollectionSpec(
+        SESSIONS, keys={"type": KeyType.TEXT, "start": KeyType.INSTANT}, extract=_session_keys
+    ),
+    CollectionSpec(
+        COURSES,
+        keys={"org": KeyType.TEXT, "owner": KeyType.TEXT, "subject": KeyType.TEXT},
+        extract=_course_keys,
+    ),
+    CollectionSpec(
+        CLASSES,
+        keys={
+            "_id": KeyType.TEXT,
+            "course": KeyType.TEXT,
+            "org": KeyType.TEXT,
+            "session": KeyType.TEXT,
+            "created": KeyType.INSTANT,
+        },
+        extract=_class_keys,
+    ),
+    CollectionSpec(
+        ENROLLMENTS,
+        keys={
+            "class": KeyType.TEXT,
+            "user": KeyType.TEXT,
+            "role": KeyType.TEXT,
+            "status": KeyType.TEXT,
+            "class_active": KeyType.TEXT,
+        },
+        extract=_enrollment_keys,
+    ),
+    CollectionSpec(
+        PROGRESS,
+        keys={"learner": KeyType.TEXT, "resource": KeyType.TEXT, "last": KeyType.INSTANT},
+        extract=_progress_keys,
+    ),
+    CURSOR_SPEC,
+]
+
+
+def make_store(url: str) -> Store:
+    """An unopened store for the education service (the `store=` factory of `create_app`)."""
+    return open_store(url, SPECS)
+
+
+class EducationRepository:
+    """Reads and writes education documents through the storage port."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def get(self, collection: str, id: str) -> Record | None:
+        """The current version of a document, or None (also for a deleted one)."""
+        try:
+            return await self.store.get(collection, id)
+        except (RecordNotFound, RecordDeleted):
+            return None
+
+    async def many(self, collection: str, ids: Sequence[str]) -> dict[str, Record]:
+        """Documents by id (at most 1000) from a collection that indexes `_id`."""
+        unique = list(dict.fromkeys(ids))[:1000]
+        if not unique:
+            return {}
+        page = await self.store.search(
+            collection, Query(where=[In("_id", unique)], limit=len(unique))
+        )
+        return {r.id: r for r in page.items}
+
+    async def search(self, collection: str, query: Query) -> Page:
+        """One page of a collection."""
+        return await self.store.search(collection, query)
+
+    async def count(self, collection: str, where: Sequence[Predicate]) -> int:
+        """How many live documents match."""
+        return await self.store.count(collection, where)
+
+    async def write(self, ops: Sequence[WriteOp], events: Sequence[Event] = ()) -> list[Record]:
+        """Apply operations atomically."""
+        return await self.store.write(ops, events)
