@@ -24,7 +24,7 @@ from services.education.schemas import (
 from services.education.search import CatalogueSearch, Criteria, SortOrder
 from services.education.service import ResourceService, etag
 from services.education.settings import EducationSettings
-from services.education.vocab import LANGUAGES, LEVELS, LICENSES, SUBJECTS, TYPES
+from services.education.vocab import FACETS
 from shared.auth.deps import Authenticated
 from shared.errors import Unprocessable, problem_responses
 from shared.storage import Record
@@ -81,14 +81,20 @@ def _one(record: Record, status: int = 200) -> JSONResponse:
     return JSONResponse(view(record), status_code=status, headers=headers)
 
 
-def _check_values(name: str, values: list[str] | None, vocabulary: object) -> list[str]:
-    bad = [v for v in values or [] if v not in vocabulary]  # type: ignore[operator]
-    if bad:
-        raise Unprocessable(
-            f"Unknown {name} value(s): {', '.join(bad)}.",
-            errors=[{"field": name, "in": "query", "message": f"unknown value {v!r}"} for v in bad],
-        )
-    return list(dict.fromkeys(values or []))
+def facet_filters(given: dict[str, list[str] | None]) -> dict[str, list[str]]:
+    """The facet filters of a search; 422 naming every parameter with an unknown value."""
+    errors = []
+    out: dict[str, list[str]] = {}
+    for name, values in given.items():
+        vocabulary = FACETS[name][1]
+        for v in values or []:
+            if v not in vocabulary:
+                errors.append({"field": name, "in": "query", "message": f"unknown value {v!r}"})
+        if values:
+            out[name] = list(dict.fromkeys(values))
+    if errors:
+        raise Unprocessable("The search has unknown facet values.", errors=errors)
+    return out
 
 
 @public.get("/resources", summary="Search the catalogue (public: published resources)")
@@ -109,14 +115,10 @@ async def search_resources(
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> ResourcePage:
-    filters = {
-        "subject": _check_values("subject", subject, SUBJECTS),
-        "level": _check_values("level", level, LEVELS),
-        "type": _check_values("type", type, TYPES),
-        "language": _check_values("language", language, LANGUAGES),
-        "license": _check_values("license", license, LICENSES),
-    }
-    criteria = Criteria(q, {k: v for k, v in filters.items() if v}, state, mine, sort)
+    filters = facet_filters(
+        {"subject": subject, "level": level, "type": type, "language": language, "license": license}
+    )
+    criteria = Criteria(q, filters, state, mine, sort)
     result = await search.search(
         viewer, criteria, limit=page_limit(request, limit), cursor=cursor, facets=facets
     )

@@ -29,8 +29,9 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 
 
 def now_iso() -> str:
-    """The current instant as ISO 8601 UTC text (seconds)."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """The current instant as ISO 8601 UTC text (microseconds: "newest first" must order
+    resources published within the same second)."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def etag(version: int) -> str:
