@@ -79,6 +79,7 @@ class HealthServer(ManagedServer):
     log_name = "health.log"
     dir_label = "directory"
     address_in_use = "address already in use"
+    module = "services.health"  # subclasses run another service the same way
 
     def __init__(
         self, directory: Path, store_url: str, issuer: str, *, profile: Path | None = None
@@ -98,7 +99,7 @@ class HealthServer(ManagedServer):
 
     def command(self) -> list[str]:
         """The command line: the service, or py-spy running it."""
-        service = [sys.executable, "-m", "services.health"]
+        service = [sys.executable, "-m", self.module]
         if self.profile is None:
             return service
         py_spy = str(Path(sys.executable).with_name("py-spy"))
@@ -129,6 +130,7 @@ class HealthServer(ManagedServer):
                 "HUIMIN_OIDC_ISSUER": self.issuer,
                 "HUIMIN_ENV": "dev",
             }
+            env |= self.extra_env()
             return subprocess.Popen(
                 self.command(),
                 cwd=ROOT,
@@ -140,6 +142,10 @@ class HealthServer(ManagedServer):
 
         self._start_on_free_port(spawn)
         return self
+
+    def extra_env(self) -> dict[str, str]:
+        """Settings a subclass adds to the service's environment."""
+        return {}
 
     def stop(self) -> None:
         """Stop the service; under py-spy, stop the service first so py-spy writes its file."""
