@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.events import CURSOR_SPEC
 from shared.storage import (
+    Create,
     Event,
     In,
     KeyType,
@@ -26,6 +27,7 @@ from shared.storage import (
     RecordDeleted,
     RecordNotFound,
     Store,
+    Update,
     WriteOp,
     open_store,
 )
@@ -114,15 +116,20 @@ def _learner_keys(body: Mapping[str, Any]) -> Keys:
 
 
 def _org_keys(body: Mapping[str, Any]) -> Keys:
-    return {"type": body["type"], "parent": body.get("parent")}
+    return {"_id": body["id"], "type": body["type"], "parent": body.get("parent")}
 
 
 def _session_keys(body: Mapping[str, Any]) -> Keys:
-    return {"type": body["type"], "start": instant(body["start_date"])}
+    return {"_id": body["id"], "type": body["type"], "start": instant(body["start_date"])}
 
 
 def _course_keys(body: Mapping[str, Any]) -> Keys:
-    return {"org": body["org"], "owner": body["owner"]["sub"], "subject": body["subjects"]}
+    return {
+        "_id": body["id"],
+        "org": body["org"],
+        "owner": body["owner"]["sub"],
+        "subject": body["subjects"],
+    }
 
 
 def _class_keys(body: Mapping[str, Any]) -> Keys:
@@ -178,13 +185,24 @@ SPECS = [
         keys={"_id": KeyType.TEXT, "status": KeyType.TEXT, "merged_into": KeyType.TEXT},
         extract=_learner_keys,
     ),
-    CollectionSpec(ORGS, keys={"type": KeyType.TEXT, "parent": KeyType.TEXT}, extract=_org_keys),
     CollectionSpec(
-        SESSIONS, keys={"type": KeyType.TEXT, "start": KeyType.INSTANT}, extract=_session_keys
+        ORGS,
+        keys={"_id": KeyType.TEXT, "type": KeyType.TEXT, "parent": KeyType.TEXT},
+        extract=_org_keys,
+    ),
+    CollectionSpec(
+        SESSIONS,
+        keys={"_id": KeyType.TEXT, "type": KeyType.TEXT, "start": KeyType.INSTANT},
+        extract=_session_keys,
     ),
     CollectionSpec(
         COURSES,
-        keys={"org": KeyType.TEXT, "owner": KeyType.TEXT, "subject": KeyType.TEXT},
+        keys={
+            "_id": KeyType.TEXT,
+            "org": KeyType.TEXT,
+            "owner": KeyType.TEXT,
+            "subject": KeyType.TEXT,
+        },
         extract=_course_keys,
     ),
     CollectionSpec(
@@ -253,6 +271,15 @@ class EducationRepository:
     async def count(self, collection: str, where: Sequence[Predicate]) -> int:
         """How many live documents match."""
         return await self.store.count(collection, where)
+
+    async def put_op(self, collection: str, id: str, body: Mapping[str, Any]) -> WriteOp:
+        """The write that makes `body` the document `id`: a create, or an update at the
+        current version (also of a deleted one, which brings it back)."""
+        try:
+            current = await self.store.get(collection, id, include_deleted=True)
+        except RecordNotFound:
+            return Create(collection, body, id)
+        return Update(collection, id, body, current.version)
 
     async def write(self, ops: Sequence[WriteOp], events: Sequence[Event] = ()) -> list[Record]:
         """Apply operations atomically."""
