@@ -143,6 +143,8 @@ SPECS = [
             "review": KeyType.TEXT,
         },
         unique=["national_id"],
+        # A jurisdiction or a status holds up to every resident: never the search driver.
+        coarse=frozenset({"place", "status"}),
         extract=resident_keys,
         max_doc_bytes=64 * 1024,
     ),

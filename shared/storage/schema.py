@@ -51,6 +51,10 @@ class CollectionSpec:
     unique: Sequence[str] = ()
     extract: Extractor = _no_keys
     max_doc_bytes: int = MAX_DOC_BYTES
+    # Keys each of whose values matches a large share of the collection (a district, a
+    # status). The embedded store has no statistics to know it: a search never walks
+    # their index when another positive predicate can drive it, it only checks them.
+    coarse: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -61,6 +65,9 @@ class CollectionSpec:
         for key in self.unique:
             if self.keys.get(key) is not KeyType.TEXT:
                 raise ValueError(f"unique key {key!r} of {self.name} must be a declared text key")
+        for key in self.coarse:
+            if key not in self.keys:
+                raise ValueError(f"coarse key {key!r} of {self.name} is not a declared key")
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -16,6 +16,7 @@ An in-memory store has a single connection and writes inline.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import sqlite3
@@ -293,7 +294,17 @@ class SQLiteStore(Store):
     @staticmethod
     def _matchers(spec: CollectionSpec, pred: KeyPredicate) -> list[Matcher]:
         """Conditions on one key-table row ({t} is its alias) that together express `pred`
-        (one per AllOf value, else one), with their rank as a driving predicate."""
+        (one per AllOf value, else one), with their rank as a driving predicate: by the
+        kind of predicate, first for a unique key's value, last for a coarse key."""
+        found = SQLiteStore._kind_matchers(spec, pred)
+        if isinstance(pred, Eq) and pred.key in spec.unique:
+            return [dataclasses.replace(m, rank=-1) for m in found]
+        if pred.key in spec.coarse:
+            return [dataclasses.replace(m, rank=m.rank + 10) for m in found]
+        return found
+
+    @staticmethod
+    def _kind_matchers(spec: CollectionSpec, pred: KeyPredicate) -> list[Matcher]:
         kind = spec.keys[pred.key]
         col = "s" if kind is KeyType.TEXT else "n"
 
