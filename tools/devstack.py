@@ -71,8 +71,14 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         env={"HUIMIN_DEMO_DATA": "true", "HUIMIN_REGISTRY_EVENTS_URL": "{registry_url}/events"},
     ),
     ProcessSpec("registry", "services.registry", 8002, env={"HUIMIN_DEMO_DATA": "true"}),
+    ProcessSpec(
+        "education",
+        "services.education",
+        8003,
+        # Learners' names and status, and merges, come from the registry (docs/education.md).
+        env={"HUIMIN_DEMO_DATA": "true", "HUIMIN_REGISTRY_EVENTS_URL": "{registry_url}/events"},
+    ),
     # Later issues add, one line each:
-    # ProcessSpec("education", "services.education", 8003),
     # ProcessSpec("tourism", "services.tourism", 8004),
 )
 
