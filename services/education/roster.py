@@ -203,21 +203,30 @@ class RosterService:
             "updated_at": at,
         }
 
-    async def current_learner(self, resident_id: str) -> str:
-        """The resident id a learner is known by now (a merged id leads to its survivor);
-        409 for a deceased resident."""
+    async def survivor(self, resident_id: str) -> tuple[str, Record | None]:
+        """The resident id a learner is known by now (a merged id leads to its survivor),
+        and what the registry told us about them (None: not heard of yet)."""
         rid = resident_id
+        learner = None
         for _ in range(MAX_MERGE_HOPS):
             learner = await self.repo.get(LEARNERS, rid)
-            if learner is None:
-                return rid  # not heard of from the registry yet: the feed will tell
-            if learner.body.get("merged_into"):
-                rid = learner.body["merged_into"]
-                continue
-            if learner.body["status"] == "deceased":
-                raise Conflict(f"Resident {rid} is deceased.")
-            return rid
+            if learner is None or not learner.body.get("merged_into"):
+                break
+            rid = learner.body["merged_into"]
+        return rid, learner
+
+    async def current_learner(self, resident_id: str) -> str:
+        """The id to enroll a resident under (the survivor of a merge); 409 when deceased."""
+        rid, learner = await self.survivor(resident_id)
+        if learner is not None and learner.body["status"] == "deceased":
+            raise Conflict(f"Resident {rid} is deceased.")
         return rid
+
+    async def own_learner(self, viewer: Viewer) -> str | None:
+        """A citizen's own learner id (their token may still carry a merged-away id)."""
+        if viewer.resident_id is None:
+            return None
+        return (await self.survivor(viewer.resident_id))[0]
 
     async def enroll(self, viewer: Viewer, class_id: str, data: EnrollIn) -> tuple[Record, bool]:
         """Enroll a learner or add a teacher (teachers of the class, admins); the record and
@@ -275,7 +284,9 @@ class RosterService:
         return record
 
     async def _may_see_enrollment(self, viewer: Viewer, body: Mapping[str, Any]) -> bool:
-        if viewer.is_admin or (body["role"] == "learner" and body["user"] == viewer.resident_id):
+        if viewer.is_admin:
+            return True
+        if body["role"] == "learner" and body["user"] == await self.own_learner(viewer):
             return True
         return body["class"] in await self.teaches(viewer, [body["class"]])
 
@@ -305,27 +316,30 @@ class RosterService:
 
     # progress
 
-    async def require_learner_access(self, viewer: Viewer, learner: str) -> None:
-        """The learner themselves, an admin, or a teacher of a class the learner is
-        actively enrolled in; 404 for anyone else (their learning is nobody else's)."""
-        if viewer.is_admin or viewer.resident_id == learner:
-            return
+    async def require_learner_access(self, viewer: Viewer, learner: str) -> str:
+        """The learner's current id, when the caller is the learner, an admin, or a teacher
+        of a class the learner is actively enrolled in; 404 for anyone else (their learning
+        is nobody else's business)."""
+        current = (await self.survivor(learner))[0]
+        if viewer.is_admin or current == await self.own_learner(viewer):
+            return current
         if viewer.is_educator:
             where: list[Predicate] = [
-                Eq("user", learner),
+                Eq("user", current),
                 Eq("role", "learner"),
                 Eq("status", "active"),
             ]
             page = await self.repo.search(ENROLLMENTS, Query(where=where, limit=1000))
             if await self.teaches(viewer, [r.body["class"] for r in page.items]):
-                return
+                return current
         raise NotFound(f"No learner {learner} in your reach.")
 
     async def record_progress(
         self, viewer: Viewer, learner: str, resource_id: str, data: ProgressIn
     ) -> Record:
-        """Create or replace a learner's progress on a resource."""
-        await self.require_learner_access(viewer, learner)
+        """Create or replace a learner's progress on a resource (a merged id's goes to the
+        survivor)."""
+        learner = await self.require_learner_access(viewer, learner)
         resource = await self.repo.get(RESOURCES, resource_id)
         if resource is None or not viewer.sees_resource(resource.body):
             raise NotFound(f"Resource {resource_id} is not known.")
@@ -348,12 +362,10 @@ class RosterService:
             raise Conflict("The progress record changed meanwhile; try again.") from None
 
     async def progress_of(
-        self, viewer: Viewer, learner: str, *, limit: int, cursor: str | None, own: bool = False
+        self, viewer: Viewer, learner: str, *, limit: int, cursor: str | None
     ) -> tuple[list[Record], str | None]:
-        """A learner's progress records, latest activity first (`own`: a citizen's own,
-        under the id their resident id now leads to)."""
-        if not own:
-            await self.require_learner_access(viewer, learner)
+        """A learner's progress records, latest activity first."""
+        learner = await self.require_learner_access(viewer, learner)
         query = Query(
             where=[Eq("learner", learner)],
             sort=[Sort("last", descending=True)],

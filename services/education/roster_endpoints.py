@@ -247,7 +247,7 @@ async def my_enrollments(
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    learner = await roster.current_learner(_citizen(viewer))
+    learner = (await roster.survivor(_citizen(viewer)))[0]
     where: list[Predicate] = [Eq("user", learner), Eq("role", "learner")]
     items, nxt = await roster.enrollments(where, limit=page_limit(request, limit), cursor=cursor)
     return listing(request, await enrollment_views(roster, items), nxt)
@@ -302,8 +302,7 @@ async def my_progress(
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    learner = await roster.current_learner(_citizen(viewer))
     items, nxt = await roster.progress_of(
-        viewer, learner, limit=page_limit(request, limit), cursor=cursor, own=True
+        viewer, _citizen(viewer), limit=page_limit(request, limit), cursor=cursor
     )
     return listing(request, [view(r) for r in items], nxt)

@@ -118,7 +118,8 @@ async def test_a_merged_residents_learning_follows_the_survivor(education: Educa
         assert by_resource[res1["id"]]["completion"] == "completed"
         assert by_resource[res1["id"]]["score"] == 90  # the better of the two
         assert by_resource[res2["id"]]["progress"] == 0.3
-        assert ok(admin.get(f"/progress/{retired}"))["items"] == []
+        # Nothing is left under the retired id, which now leads to the survivor.
+        assert ok(admin.get(f"/progress/{retired}"))["items"] == moved
         for cid in (first["id"], both["id"]):
             learners = roster(teacher, cid)
             assert retired not in learners
@@ -130,8 +131,17 @@ async def test_a_merged_residents_learning_follows_the_survivor(education: Educa
         with education.as_("citizen", resident_id=retired) as citizen:
             mine = ok(citizen.get("/me/enrollments"))["items"]
             assert {e["class"] for e in mine} == {first["id"], both["id"], third["id"]}
+            # A token that still carries the retired id reaches the survivor's learning.
+            assert len(ok(citizen.get("/me/progress"))["items"]) == 2
+            assert ok(citizen.delete(f"/enrollments/{made['id']}"))["status"] == "withdrawn"
+        res3 = published(author)
+        late = ok(
+            teacher.put(f"/progress/{retired}/{res3['id']}", json={"completion": "completed"})
+        )
+        assert late["learner"] == survivor
         # Replayed, the merge finds nothing left to move and changes nothing.
         before = ok(admin.get(f"/progress/{survivor}"))["items"]
+        assert len(before) == 3
         sentinel = new_resident_id()
         ok(teacher.post(f"/classes/{third['id']}/enrollments", json={"user": sentinel}), 201)
         await education.publish(
