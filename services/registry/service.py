@@ -208,8 +208,8 @@ class RegistryService:
         }
         for attempt in range(WRITE_ATTEMPTS):
             if resident_id is None:
-                rid, counter = await self.repo.allocate("resident", "R")
-                counter_ops: list[WriteOp] = [counter]
+                rid = await self.repo.next_number("resident", "R")
+                counter_ops: list[WriteOp] = []
             else:
                 rid = resident_id
                 bump = await self.repo.bump_counter("resident", int(rid[2:]))
@@ -226,7 +226,7 @@ class RegistryService:
             except (VersionConflict, AlreadyExists):
                 if resident_id is not None:
                     raise
-                await backoff(attempt)  # another registration took this number first
+                await backoff(attempt)  # the number was taken otherwise (an explicit id)
         raise ServiceUnavailable("Too many concurrent registrations; try again.")
 
     async def _refuse_taken_id(self, caller: Caller, number: str) -> None:
