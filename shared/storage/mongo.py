@@ -80,7 +80,8 @@ class MongoStore(Store):
             await client.close()
             raise StoreUnavailable(f"MongoDB store unreachable: {exc}") from exc
         self._client, self._db = client, db
-        await mongo_txn.sweep(self)
+        # Settling crashed batches must precede serving; forgetting finished ones can wait.
+        await mongo_txn.sweep(self, forget=False)
         self._sweeper = asyncio.create_task(mongo_txn.sweep_forever(self))
 
     @staticmethod
