@@ -178,6 +178,9 @@ SPECS = [
             "date": KeyType.INSTANT,
         },
         extract=resource_keys,
+        # Few values each, shared by many resources: never the key a search is driven by
+        # while the text or a narrower filter can be.
+        coarse=frozenset({"state", "subject", "level", "type", "language", "license"}),
         max_doc_bytes=128 * 1024,
     ),
     CollectionSpec(

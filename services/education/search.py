@@ -152,19 +152,28 @@ class CatalogueSearch:
         self.candidates = candidates
 
     def _where(
-        self, viewer: Viewer, c: Criteria, text: TextQuery | None, skip: str | None = None
+        self,
+        viewer: Viewer,
+        c: Criteria,
+        text: TextQuery | None,
+        skip: str | None = None,
+        extra: Predicate | None = None,
     ) -> list[Predicate]:
-        where = [*viewer.resource_scope()]
-        if text is not None:
-            where.extend(text.predicates())
-        if c.state is not None:
-            where.append(Eq("state", c.state))
-        if c.mine:
-            where.append(Eq("owner", viewer.sub or ""))
+        # Order matters: among predicates of equal rank the store drives by the first one
+        # (repository.SPECS declares the facet keys and state coarse), so the text comes
+        # first, then the narrowest filters, and the caller's visibility last.
+        where: list[Predicate] = text.predicates() if text is not None else []
+        if extra is not None:
+            where.append(extra)
         for name, values in c.filters.items():
             if values and name != skip:
                 key = FACETS[name][0]
                 where.append(Eq(key, values[0]) if len(values) == 1 else In(key, values))
+        if c.mine:
+            where.append(Eq("owner", viewer.sub or ""))
+        if c.state is not None:
+            where.append(Eq("state", c.state))
+        where.extend(viewer.resource_scope())
         if not where:  # an admin's unfiltered list: one range every resource satisfies
             where.append(Range("date", ge=_EPOCH))
         return where
@@ -231,11 +240,11 @@ class CatalogueSearch:
     ) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         for name, (key, vocabulary) in FACETS.items():
-            base = self._where(viewer, c, text, skip=name)
             chosen = set(c.filters.get(name, []))
             values: list[dict[str, Any]] = []
             for code, (zh, en) in vocabulary.items():
-                n = await self.repo.count(RESOURCES, [*base, Eq(key, code)])
+                where = self._where(viewer, c, text, skip=name, extra=Eq(key, code))
+                n = await self.repo.count(RESOURCES, where)
                 if n or code in chosen:
                     values.append({"value": code, "label": {"zh": zh, "en": en}, "count": n})
             values.sort(key=lambda v: (-v["count"], v["value"]))
