@@ -95,21 +95,24 @@ class LearnerSync:
         await self.repo.write([await self.repo.put_op(LEARNERS, s.resident_id, body)])
 
     async def merge(self, m: ResidentMerged) -> None:
-        """Retire the learner and move their enrollments and progress to the survivor."""
+        """Retire the learner, then move their enrollments and progress to the survivor.
+
+        The retired learner is marked first: from then on new enrollments and progress
+        under the retired id go to the survivor, so nothing lands behind the moves. The
+        moves run on every delivery (a replay after a crash finishes them)."""
+        current = await self.repo.get(LEARNERS, m.resident_id)
+        if current is None or current.body.get("merged_into") != m.into:
+            body = {
+                **(current.body if current else {"id": m.resident_id, "name": None}),
+                "version": max(m.version, current.body["version"] if current else 0),
+                "status": "merged",
+                "merged_into": m.into,
+                "updated_at": now_iso(),
+            }
+            await self.repo.write([await self.repo.put_op(LEARNERS, m.resident_id, body)])
+            logger.info("learner %s merged into %s", m.resident_id, m.into)
         while await self._move_batch(m.resident_id, m.into):
             pass
-        current = await self.repo.get(LEARNERS, m.resident_id)
-        if current is not None and current.body.get("merged_into") == m.into:
-            return
-        body = {
-            **(current.body if current else {"id": m.resident_id, "name": None}),
-            "version": max(m.version, current.body["version"] if current else 0),
-            "status": "merged",
-            "merged_into": m.into,
-            "updated_at": now_iso(),
-        }
-        await self.repo.write([await self.repo.put_op(LEARNERS, m.resident_id, body)])
-        logger.info("learner %s merged into %s", m.resident_id, m.into)
 
     async def _move_batch(self, retired: str, into: str) -> bool:
         """Move up to MOVE_BATCH records in one atomic write; False when none are left."""
