@@ -199,6 +199,7 @@ async def abort(store: MongoStore, tx: str) -> None:
         coll = store.coll(name)
         doc = await coll.find_one({"_id": doc_id})
         if doc is not None and doc.get("_tx") == tx:
+            claimed = int(doc["v"])
             spec = store.spec(name)
             prev = doc.get("_prev")
             if prev is None:
@@ -207,8 +208,11 @@ async def abort(store: MongoStore, tx: str) -> None:
                 await coll.replace_one({"_id": doc_id, "_tx": tx}, dict(prev))
             extra = unique_values(spec, doc) - unique_values(spec, prev)
             await release(store, name, doc_id, extra)
-        # The version it claimed is free again for the next writer.
-        await store.coll(name + "__h").delete_many({"id": doc_id, "tx": tx})
+        else:  # claimed, but the document was not written yet
+            claimed = 1 if doc is None else int(doc["v"]) + 1
+        # The version it claimed is free again for the next writer. By `_id`: FerretDB
+        # answers only `_id` from an index, any other filter scans the history collection.
+        await store.coll(name + "__h").delete_one({"_id": f"{doc_id}|{claimed}", "tx": tx})
     await store.coll("_outbox").delete_many({"_tx": tx})
     await store.coll("_txns").update_one({"_id": tx}, {"$set": {"done": True, "at": now_micros()}})
 
