@@ -18,6 +18,8 @@ Facets. For each facet (subject, level, type, language, license) and each value 
 vocabulary, one `count()` with the text predicates, the caller's visibility, and the
 filters of the *other* facets (the usual disjunctive facets: choosing "video" does not
 hide the counts of the other types). Values with no match are left out unless selected.
+Counting stops early where the answer is known: no match at all, or, for the
+single-valued license, once the counts add up to the matches.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ MAX_QUERY_TERMS = 32
 PREFIX_MIN = 3
 WEIGHTS = {"name": 3, "keywords": 2, "description": 1}
 PHRASE_BONUS = 5
+# Facets whose key has exactly one value per resource (schemas.ResourceIn.license).
+SINGLE_VALUED = frozenset({"license"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -193,7 +197,7 @@ class CatalogueSearch:
         else:
             items, nxt = await self._dated(where, c.sort == "oldest", limit, state, fingerprint)
         total = await self.repo.count(RESOURCES, where)
-        counts = await self._facets(viewer, c, text) if facets else None
+        counts = await self._facets(viewer, c, text, total) if facets else None
         return Result(items, total, counts, nxt)
 
     async def _ranked(
@@ -236,15 +240,28 @@ class CatalogueSearch:
         return list(page.items), _encode({"h": fingerprint, "m": "d", "c": nxt}) if nxt else None
 
     async def _facets(
-        self, viewer: Viewer, c: Criteria, text: TextQuery | None
+        self, viewer: Viewer, c: Criteria, text: TextQuery | None, total: int
     ) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         for name, (key, vocabulary) in FACETS.items():
             chosen = set(c.filters.get(name, []))
+            # Matches when this facet's own filter is left out (the total when it has none).
+            base = (
+                await self.repo.count(RESOURCES, self._where(viewer, c, text, skip=name))
+                if chosen
+                else total
+            )
             values: list[dict[str, Any]] = []
+            left = base
             for code, (zh, en) in vocabulary.items():
-                where = self._where(viewer, c, text, skip=name, extra=Eq(key, code))
-                n = await self.repo.count(RESOURCES, where)
+                # Nothing to find: no match at all, or (one value per resource) every match
+                # already counted under earlier values.
+                if base == 0 or (name in SINGLE_VALUED and left == 0):
+                    n = 0
+                else:
+                    where = self._where(viewer, c, text, skip=name, extra=Eq(key, code))
+                    n = await self.repo.count(RESOURCES, where)
+                    left -= n
                 if n or code in chosen:
                     values.append({"value": code, "label": {"zh": zh, "en": en}, "count": n})
             values.sort(key=lambda v: (-v["count"], v["value"]))
