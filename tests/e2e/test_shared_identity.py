@@ -20,6 +20,7 @@ import pytest
 from tests.fixtures.e2e import (
     Tokens,
     api,
+    drop_citizen_accounts,
     kc_admin,
     mongo_database,
     start_health,
@@ -54,6 +55,7 @@ def suite(
 ) -> Iterator[Suite]:
     """Registry (demo data, citizen accounts) and health (consuming the registry's feed),
     each in its own FerretDB database, both on the session's Keycloak."""
+    drop_citizen_accounts(keycloak)
     registry_db, registry_url = mongo_database(ferretdb, "e2ereg")
     health_db, health_url = mongo_database(ferretdb, "e2ehealth")
     registry = start_registry(
@@ -69,6 +71,7 @@ def suite(
             health.stop()
     finally:
         registry.stop()
+        drop_citizen_accounts(keycloak)
         drop_database(ferretdb, registry_db)
         drop_database(ferretdb, health_db)
 

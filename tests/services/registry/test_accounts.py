@@ -15,7 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.e2e import Tokens, api, kc_admin, kc_user, start_registry
+from tests.fixtures.e2e import (
+    Tokens,
+    api,
+    drop_citizen_accounts,
+    kc_admin,
+    kc_user,
+    start_registry,
+)
 from tests.fixtures.registry import new_resident
 from tests.services.registry.helpers import PROBLEM, pointers, register, wait_for
 from tools.keycloak import Keycloak
@@ -36,9 +43,11 @@ def registry_kc(
     """The registry with citizen accounts on (SQLite: the store path is the one every
     change takes, tested on both stores by the registry's own suite and the e2e test)."""
     tmp = tmp_path_factory.mktemp("registry-accounts")
+    drop_citizen_accounts(keycloak)
     server = start_registry(keycloak, tmp, f"sqlite:///{tmp}/registry.db", accounts=True)
     yield server
     server.stop()
+    drop_citizen_accounts(keycloak)
 
 
 @pytest.fixture(scope="module")
