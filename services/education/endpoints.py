@@ -22,11 +22,12 @@ from services.education.schemas import (
     State,
 )
 from services.education.search import CatalogueSearch, Criteria, SortOrder
-from services.education.service import ResourceService, etag
+from services.education.service import ResourceService
 from services.education.settings import EducationSettings
 from services.education.vocab import FACETS
 from shared.auth.deps import Authenticated
 from shared.errors import Unprocessable, problem_responses
+from shared.etags import etag
 from shared.storage import Record
 
 

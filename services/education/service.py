@@ -8,7 +8,6 @@ change writes nothing.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -16,11 +15,11 @@ from services.education.access import Viewer
 from services.education.repository import RESOURCES, EducationRepository
 from services.education.schemas import ResourceIn, ResourcePatch, validate_resource
 from shared.auth.errors import InsufficientScope
-from shared.errors import Conflict, NotFound, PreconditionFailed
+from shared.errors import Conflict, NotFound
+from shared.etags import check_if_match
 from shared.ids import new_id
 from shared.storage import Create, Record, Update, VersionConflict
 
-_ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 # Which action leads from which state (retired is final: a replacement is a new resource).
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "publish": (frozenset({"draft"}), "published"),
@@ -34,21 +33,9 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def etag(version: int) -> str:
-    """The weak ETag of a version."""
-    return f'W/"{version}"'
-
-
 def expected_version(value: str | None, current: int, what: str) -> int:
     """The version an `If-Match` header names (412 when it is not the current one)."""
-    if value is None or value.strip() == "*":
-        return current
-    m = _ETAG.match(value.strip())
-    if m is None or int(m.group(1)) != current:
-        raise PreconditionFailed(
-            f"If-Match {value} does not match {what}, which is at version {current}.",
-            current_version=current,
-        )
+    check_if_match(value, current, what)
     return current
 
 

@@ -28,10 +28,11 @@ from services.registry.changes_apply import Plan, parse_changes, plan_change
 from services.registry.places import covers, is_code, split
 from services.registry.repository import CHANGES, RegistryRepository
 from services.registry.schemas import RESIDENT_ID, Strict
-from services.registry.service import WRITE_ATTEMPTS, Caller, RegistryService, check_if_match
+from services.registry.service import WRITE_ATTEMPTS, Caller, RegistryService
 from services.registry.service import mask_phone as _mask_phone
 from shared.auth.errors import InsufficientScope
 from shared.errors import Conflict, Forbidden, HuiminError, NotFound, Unprocessable
+from shared.etags import check_if_match
 from shared.storage import (
     AlreadyExists,
     Create,

@@ -20,10 +20,11 @@ from services.registry.changes import (
 from services.registry.endpoints import CallerDep, _resident
 from services.registry.merge import MergeRequest, MergeService
 from services.registry.schemas import RESIDENT_ID, Resident
-from services.registry.service import RegistryService, etag
+from services.registry.service import RegistryService
 from services.registry.settings import RegistrySettings
 from shared.auth.deps import Authenticated
 from shared.errors import problem_responses
+from shared.etags import etag
 from shared.storage import Record
 
 CHANGE_ID = r"^CR-\d{8}$"

@@ -37,10 +37,11 @@ from services.registry.schemas import (
     UpdateResident,
 )
 from services.registry.search import ResidentFilter, Searcher
-from services.registry.service import Caller, RegistryService, etag
+from services.registry.service import Caller, RegistryService
 from services.registry.settings import RegistrySettings
 from shared.auth.deps import Authenticated, CurrentPrincipal, require_role
 from shared.errors import NotFound, Unprocessable, UnsupportedMediaType, problem_responses
+from shared.etags import etag
 from shared.storage import Record
 
 

@@ -18,14 +18,9 @@ from services.registry.audit import as_op, entry, now_iso
 from services.registry.events import resident_event
 from services.registry.repository import HOUSEHOLDS, RESIDENTS, RegistryRepository
 from services.registry.schemas import AddMember, CreateHousehold, MoveMember, UpdateHousehold
-from services.registry.service import (
-    WRITE_ATTEMPTS,
-    Caller,
-    RegistryService,
-    backoff,
-    check_if_match,
-)
+from services.registry.service import WRITE_ATTEMPTS, Caller, RegistryService, backoff
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.etags import check_if_match
 from shared.storage import (
     AlreadyExists,
     Create,

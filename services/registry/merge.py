@@ -27,8 +27,9 @@ from services.registry.guards import MERGED
 from services.registry.places import split
 from services.registry.repository import HOUSEHOLDS, RESIDENTS, RegistryRepository
 from services.registry.schemas import RESIDENT_ID, Strict
-from services.registry.service import Caller, RegistryService, check_if_match
+from services.registry.service import Caller, RegistryService
 from shared.errors import Conflict, Forbidden, Unprocessable
+from shared.etags import check_if_match
 from shared.events.residents import RESIDENT_MERGED, ResidentMerged
 from shared.storage import Delete, Event, Record, UniqueViolation, Update, VersionConflict, WriteOp
 

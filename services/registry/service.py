@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,7 +23,8 @@ from services.registry.guards import redirect_merged, refuse_merged, require_dir
 from services.registry.names import match_forms, romanize
 from services.registry.repository import RESIDENTS, RegistryRepository
 from services.registry.schemas import NameIn, RegisterResident, UpdateResident
-from shared.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable, Unprocessable
+from shared.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from shared.etags import check_if_match
 from shared.storage import (
     AlreadyExists,
     Create,
@@ -43,26 +43,6 @@ WRITE_ATTEMPTS = 20
 async def backoff(attempt: int) -> None:
     """Sleep a random while, longer after each lost race (at most about 0.2 s)."""
     await asyncio.sleep(random.uniform(0, 0.01 * min(attempt + 1, 20)))
-
-
-_ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
-
-
-def etag(version: int) -> str:
-    """The weak ETag of a version."""
-    return f'W/"{version}"'
-
-
-def check_if_match(value: str | None, current: int, what: str) -> None:
-    """412 when an If-Match header names another version than the current one."""
-    if value is None or value.strip() == "*":
-        return
-    m = _ETAG.match(value.strip())
-    if m is None or int(m.group(1)) != current:
-        raise PreconditionFailed(
-            f"If-Match {value} does not match {what}, which is at version {current}.",
-            current_version=current,
-        )
 
 
 @dataclass
