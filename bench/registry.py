@@ -101,7 +101,7 @@ class RegistryServer(HealthServer):
     name = "registry service"
     log_prefix = "registry"
     log_name = "registry.log"
-    module = "services.registry"
+    module_name = "services.registry"
 
     def extra_env(self) -> dict[str, str]:
         """No demo data: the benchmark's own places and residents are in the store."""

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
 
 import httpx
 
-from tools._server import HOST, ManagedServer, Probe
+from tools._server import HOST, ManagedServer, Probe, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,18 +44,28 @@ class ServiceServer(ManagedServer):
         *,
         command: list[str] | None = None,
         start_timeout: float = 60.0,
+        stop_timeout: float = 15.0,
     ) -> None:
         super().__init__(
             directory,
             owns_directory=False,
             port=None,
             start_timeout=start_timeout,
-            stop_timeout=15.0,
+            stop_timeout=stop_timeout,
         )
         self.module = module
         self.env = dict(env)
         # e.g. ["py-spy", "record", "-o", "x.svg", "--"] to run the service under a profiler
         self.command = command or []
+
+    @property
+    def pid_of_service(self) -> int | None:
+        """The service's own process id (under a `command` wrapper, the wrapper's child)."""
+        if self._process is None or not self.running:
+            return None
+        if not self.command:
+            return self.pid
+        return next(iter(_children(self.pid)), None)
 
     @property
     def url(self) -> str:
@@ -68,8 +79,9 @@ class ServiceServer(ManagedServer):
         self._dir.mkdir(parents=True, exist_ok=True)
 
         def spawn(port: int, log_file: IO[bytes]) -> subprocess.Popen[bytes]:
+            inherited = {k: v for k, v in os.environ.items() if k != "HUIMIN_SERVICE_NAME"}
             env = {
-                **os.environ,
+                **inherited,
                 "HUIMIN_ENV": "test",
                 **self.env,
                 "HUIMIN_HOST": HOST,
@@ -81,10 +93,22 @@ class ServiceServer(ManagedServer):
                 env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
 
         self._start_on_free_port(spawn)
         return self
+
+    def stop(self) -> None:
+        """Stop the service; under a wrapper (a profiler), the service first, so that the
+        wrapper can write what it gathered before it exits too."""
+        service = self.pid_of_service
+        if self.command and service is not None and self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(service, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(self._stop_timeout)
+        super().stop()
 
     def _probe(self, port: int) -> AbstractContextManager[Probe]:
         def ready(_seconds_left: float) -> bool:
@@ -97,3 +121,10 @@ class ServiceServer(ManagedServer):
 
     def _readiness_goal(self, port: int) -> str:
         return f"answer /healthz on {HOST}:{port}"
+
+
+def _children(pid: int) -> Iterator[int]:
+    """Child process ids of `pid` (Linux /proc)."""
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            yield from (int(c) for c in (task / "children").read_text().split())
