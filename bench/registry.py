@@ -52,6 +52,7 @@ from bench.loadgen.servers import DevIssuer, HealthServer
 from bench.loadgen.vegeta import VEGETA_VERSION, Attack, Stats, install, write_targets
 from bench.registry_data import (
     DISTRICT,
+    DUPLICATE_SHARE,
     LoadInfo,
     Population,
     Registered,
@@ -198,7 +199,12 @@ def attack(
     path = work / f"{scenario.name}.jsonl"
     state = Registered.read(home / "registered.json")
     if scenario.name == "register":
-        written = write_targets(path, register_targets(data, base, args.targets, state))
+        # Every request must be a new person: vegeta starts the file over when it runs out,
+        # and a repeated national ID is a 409. Enough for 3,000 registrations/s, as far as
+        # the data set has residents left to make probable duplicates of (every fifth).
+        people = max(args.targets, int(duration * 3000))
+        people = min(people, (data.size - state.duplicates) * round(1 / DUPLICATE_SHARE))
+        written = write_targets(path, register_targets(data, base, people, state))
     else:
         written = write_targets(path, read_targets(scenario.name, data, base, args.targets))
     headers = {"Authorization": f"Bearer {token}", "Accept": JSON}

@@ -156,14 +156,15 @@ def test_a_tiny_run_end_to_end_and_a_second_one_on_the_same_store(tmp_path: Path
 
     monkeypatch.setattr(registry, "VAR", tmp_path)
     out = tmp_path / "registry.md"
-    argv = ["--residents", "300", "--duration", "1", "--warmup", "0.5", "--targets", "300"]
+    # 3,000 residents: enough to make probable duplicates of for two short runs.
+    argv = ["--residents", "3000", "--duration", "1", "--warmup", "0.5", "--targets", "300"]
     argv += ["--out", str(out)]
     assert registry.main(argv) == 0
     assert registry.main(argv) == 0  # reuses the store; registers other people (no 409)
     text = out.read_text()
-    assert text.count("<!-- registry:300 -->") == 1
+    assert text.count("<!-- registry:3k -->") == 1
     for name in ("read", "search-name", "search-id", "register"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
         assert row.split(" | ")[7] == "0", row  # no errors
-    state = json.loads((tmp_path / "registry-sqlite-300" / "registered.json").read_text())
+    state = json.loads((tmp_path / "registry-sqlite-3k" / "registered.json").read_text())
     assert state["created"] > 0
