@@ -177,8 +177,10 @@ class AccountService:
             return await call(self.admin)
         except KeycloakError as exc:
             # Two requests for one resident at once: the loser's create meets the winner's
-            # user (409 on the username); looking again finds and returns that user.
-            if exc.response_code != 409 or "email" in _keycloak_message(exc).lower():
+            # user (a 409, whose message may name the username or the email, as "User exists
+            # with same username or email"); looking again finds and returns that user. An
+            # email truly held by another account fails the second call too.
+            if exc.response_code != 409:
                 logger.warning("Keycloak account call failed: %s", exc)
                 raise _translate(exc) from exc
         try:
