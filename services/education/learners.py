@@ -22,13 +22,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from services.education.repository import ENROLLMENTS, LEARNERS, PROGRESS, EducationRepository
 from services.education.roster import enrollment_id, progress_id
 from services.education.service import now_iso
 from shared.events import FeedEvent
-from shared.events.residents import ResidentMerged, ResidentSnapshot, parse_resident_event
+from shared.events.residents import ResidentMerged, ResidentSnapshot, resident_event_or_skip
 from shared.storage import Delete, Eq, Query, WriteOp
 
 logger = logging.getLogger(__name__)
@@ -58,18 +56,7 @@ class LearnerSync:
 
     async def handle(self, event: FeedEvent) -> None:
         """Apply one registry event."""
-        try:
-            parsed = parse_resident_event(event.type, event.payload)
-        except ValidationError as exc:
-            # It will never become valid; stopping the feed would stop every later resident.
-            logger.error(
-                "registry event %d (%s %s) breaks the contract, skipped: %s",
-                event.seq,
-                event.type,
-                event.key,
-                exc.errors(include_url=False),
-            )
-            return
+        parsed = resident_event_or_skip(event)
         if parsed is None:
             return  # not a resident event
         if isinstance(parsed, ResidentMerged):

@@ -29,8 +29,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
 from services.health.access import RESIDENT_ID_SYSTEM, Access
 from services.health.service import Caller, FhirService, Planned
 from shared.auth.principal import Principal
@@ -39,7 +37,7 @@ from shared.events import FeedEvent
 from shared.events.residents import (
     ResidentMerged,
     ResidentSnapshot,
-    parse_resident_event,
+    resident_event_or_skip,
 )
 from shared.storage import Record
 
@@ -83,19 +81,7 @@ class ResidentLinker:
 
     async def handle(self, event: FeedEvent) -> None:
         """Apply one registry event to the linked Patient(s)."""
-        try:
-            parsed = parse_resident_event(event.type, event.payload)
-        except ValidationError as exc:
-            # A payload that breaks the contract will never become valid: stopping the feed
-            # for it would stop every later resident too. Loudly skipped instead.
-            logger.error(
-                "registry event %d (%s %s) breaks the contract, skipped: %s",
-                event.seq,
-                event.type,
-                event.key,
-                exc.errors(include_url=False),
-            )
-            return
+        parsed = resident_event_or_skip(event)
         if parsed is None:
             return  # households and other registry events are not the health service's
         for attempt in range(1, CONFLICT_RETRIES + 1):

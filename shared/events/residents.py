@@ -15,10 +15,22 @@ is not (docs/events.md).
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from shared.events.feed import FeedEvent
+
+logger = logging.getLogger(__name__)
 
 RESIDENT_REGISTERED = "resident.registered"
 RESIDENT_UPDATED = "resident.updated"
@@ -115,3 +127,20 @@ def parse_resident_event(event_type: str, payload: Any) -> ResidentEvent | None:
     """
     model = _MODELS.get(event_type)
     return None if model is None else model.model_validate(payload)
+
+
+def resident_event_or_skip(event: FeedEvent) -> ResidentEvent | None:
+    """A feed event as a typed resident event; None for other event types, and for a
+    payload that breaks the contract, which is logged as an error and skipped: it will
+    never become valid, and stopping the feed for it would stop every later resident."""
+    try:
+        return parse_resident_event(event.type, event.payload)
+    except ValidationError as exc:
+        logger.error(
+            "registry event %d (%s %s) breaks the contract, skipped: %s",
+            event.seq,
+            event.type,
+            event.key,
+            exc.errors(include_url=False),
+        )
+        return None
