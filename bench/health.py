@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -310,6 +311,30 @@ def markdown_table(head: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def failures_and_profile_md(
+    failures: list[tuple[str, str]],
+    profiled: tuple[Any, Profile, Stats] | None,
+    top: int,
+) -> list[str]:
+    """The error samples and the profile of a results section (Markdown lines)."""
+    lines: list[str] = []
+    if failures:
+        lines += ["", "Error samples:", ""]
+        lines += [f"- {name}: `{sample[:300]}`" for name, sample in failures]
+    if profiled is not None:
+        scenario, profile, stats = profiled
+        lines += [
+            "",
+            f"### Profile: {scenario.name} under py-spy ({profile.samples:,} samples,"
+            f" {stats.rate:,.0f} 2xx/s while profiled)",
+            "",
+        ]
+        for title, rows in profile_views(profile, top):
+            cells = [[f"{100 * c / max(1, profile.samples):.1f}", f"`{n}`"] for n, c in rows]
+            lines += [f"{title}:", "", *markdown_table(["%", "function (file)"], cells), ""]
+    return lines
+
+
 def section(
     args: argparse.Namespace,
     command: str,
@@ -341,20 +366,7 @@ def section(
         *markdown_table(HEAD, [m.cells() for m in results]),
     ]
     failures = [(m.scenario.name, s) for m in results for s in m.stats.samples.values()]
-    if failures:
-        lines += ["", "Error samples:", ""]
-        lines += [f"- {name}: `{sample[:300]}`" for name, sample in failures]
-    if profiled is not None:
-        scenario, profile, stats = profiled
-        lines += [
-            "",
-            f"### Profile: {scenario.name} under py-spy ({profile.samples:,} samples,"
-            f" {stats.rate:,.0f} 2xx/s while profiled)",
-            "",
-        ]
-        for title, rows in profile_views(profile, args.top):
-            cells = [[f"{100 * c / max(1, profile.samples):.1f}", f"`{n}`"] for n, c in rows]
-            lines += [f"{title}:", "", *markdown_table(["%", "function (file)"], cells), ""]
+    lines += failures_and_profile_md(failures, profiled, args.top)
     lines.append(f"<!-- /health:{args.store} -->")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -46,7 +46,13 @@ import httpx
 from rich.markup import escape
 from rich.table import Table
 
-from bench.health import console, human, markdown_table, profile_tables, profile_views
+from bench.health import (
+    console,
+    failures_and_profile_md,
+    human,
+    markdown_table,
+    profile_tables,
+)
 from bench.loadgen.profile import Profile, parse
 from bench.loadgen.servers import DevIssuer, HealthServer
 from bench.loadgen.vegeta import VEGETA_VERSION, Attack, Stats, install, write_targets
@@ -348,20 +354,7 @@ def section(
         *markdown_table(HEAD, [cells(sc, st) for sc, st in results]),
     ]
     failures = [(sc.name, x) for sc, st in results for x in st.samples.values()]
-    if failures:
-        lines += ["", "Error samples:", ""]
-        lines += [f"- {name}: `{sample[:300]}`" for name, sample in failures]
-    if profiled is not None:
-        scenario, profile, stats = profiled
-        lines += [
-            "",
-            f"### Profile: {scenario.name} under py-spy ({profile.samples:,} samples,"
-            f" {stats.rate:,.0f} 2xx/s while profiled)",
-            "",
-        ]
-        for title, rows in profile_views(profile, args.top):
-            rows_md = [[f"{100 * c / max(1, profile.samples):.1f}", f"`{n}`"] for n, c in rows]
-            lines += [f"{title}:", "", *markdown_table(["%", "function (file)"], rows_md), ""]
+    lines += failures_and_profile_md(failures, profiled, args.top)
     lines.append(f"<!-- /registry:{size} -->")
     return "\n".join(lines).rstrip() + "\n"
 
