@@ -17,7 +17,17 @@ from shared.storage.errors import (
     UniqueViolation,
     VersionConflict,
 )
-from shared.storage.model import Create, Delete, Event, Page, Record, StoredEvent, Update, WriteOp
+from shared.storage.model import (
+    Create,
+    Delete,
+    Event,
+    Page,
+    Record,
+    StoredEvent,
+    Tally,
+    Update,
+    WriteOp,
+)
 from shared.storage.port import Collection, Store
 from shared.storage.query import (
     AllOf,
@@ -88,6 +98,7 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "StoredEvent",
+    "Tally",
     "UniqueViolation",
     "Update",
     "VersionConflict",

@@ -30,6 +30,15 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class Tally:
+    """How many live records match (`total`), and how many of them hold each value of
+    each key asked for (`counts[key][value]`; values held by no match are absent)."""
+
+    total: int
+    counts: Mapping[str, Mapping[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
 class Create:
     """Create a document; the store assigns an id unless one is given."""
 

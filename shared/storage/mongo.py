@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -22,7 +23,7 @@ from pymongo.errors import PyMongoError
 from shared.storage import mongo_txn, mongo_write
 from shared.storage.codec import from_micros, matches
 from shared.storage.errors import RecordDeleted, RecordNotFound, StoreUnavailable
-from shared.storage.model import Event, Page, Record, StoredEvent, WriteOp
+from shared.storage.model import Event, Page, Record, StoredEvent, Tally, WriteOp
 from shared.storage.mongo_filters import (
     compare,
     inexact_keys,
@@ -39,10 +40,19 @@ from shared.storage.mongo_filters import (
 from shared.storage.mongo_state import Doc, current_state, now_micros
 from shared.storage.port import Store
 from shared.storage.prepare import check_events, prepare
-from shared.storage.query import Predicate, Query, decode_cursor, encode_cursor, validate
+from shared.storage.query import (
+    Predicate,
+    Query,
+    decode_cursor,
+    encode_cursor,
+    validate,
+    validate_tally,
+)
 from shared.storage.schema import CollectionSpec, KeyType
 
 _MAX_ROUNDS = 20  # reads per page when inexact predicates keep dropping candidates
+_COUNT_ATTEMPTS = 5  # runs of a count when batches begin meanwhile (`_counted`)
+T = TypeVar("T")
 
 
 class MongoStore(Store):
@@ -317,52 +327,107 @@ class MongoStore(Store):
         total = await self.count(collection, query.where) if query.count else None
         return Page([self.record(collection, i, s) for i, s in page], cursor, total)
 
-    async def _suspects(self, collection: str, as_of: int) -> list[Doc]:
+    async def _suspects(self, collection: str, as_of: int, also: Collection[Any] = ()) -> list[Doc]:
         """Documents whose visible state may differ from their stored one for this reader:
-        those of unfinished batches and of batches that finished after `as_of`. The small
-        `_txns` collection says first whether any such batch exists (normally none), which
-        spares a second query over the collection."""
+        those of unfinished batches (every document such a batch lists, also those it has
+        not reached yet) and of batches that finished after `as_of`, and the documents
+        `also` names. The small `_txns` collection says first whether any such batch
+        exists (normally none), which spares a query over the collection."""
         recent = {"$or": [{"done": False}, {"at": {"$gt": as_of}}]}
-        if await self.coll("_txns").find_one(recent, {"_id": 1}) is None:
+        batches = [t async for t in self.coll("_txns").find(recent, {"ops": 1})]
+        if not batches and not also:
             return []
-        flt = {"$or": [{"_tx": {"$ne": None}}, {"_cs": {"$gt": as_of}}]}
+        named = {o["id"] for t in batches for o in t.get("ops", ()) if o["c"] == collection}
+        named.update(also)
+        flt: dict[str, Any] = {"$or": [{"_tx": {"$ne": None}}, {"_cs": {"$gt": as_of}}]}
+        if named:
+            flt["$or"].append({"_id": {"$in": sorted(named)}})
         return [d async for d in self.coll(collection).find(flt)]
 
-    async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
-        """Exact while no batch is in flight; during one, documents it touches may be
-        counted in either state (their content is never shown half-written)."""
-        spec = self.spec(collection)
-        query = Query(where=where)
-        validate(spec, query)
-        as_of = now_micros()
-        inexact = sorted(set[str]().union(*(inexact_keys(p) for p in query.where)))
+    async def _matches(
+        self, spec: CollectionSpec, where: Sequence[Predicate], as_of: int, also: set[Any]
+    ) -> tuple[dict[str, Any], list[dict[str, list[Any]]], set[Any]]:
+        """The matches of `where` as of `as_of`, in two parts: a filter for the stored
+        documents that match as stored (the database counts them), and the keys of the few
+        others, checked here: documents of in-flight batches (as this reader sees them) and
+        documents whose multi-valued keys an inexact predicate cannot judge in the database.
+        Documents named in `also` are set aside too; the ids set aside are returned."""
+        inexact = sorted(set[str]().union(*(inexact_keys(p) for p in where)))
+        suspects = await self._suspects(spec.name, as_of, also)
+        known = {d["_id"] for d in suspects}
+        base = [self._filter(spec, Query(where=where)), {"_id": {"$nin": list(known)}}]
+        states: list[Mapping[str, Any]] = []
+        if inexact:
+            multi = self.coll(spec.name).find({"$and": [*base, multi_valued(inexact)]}, {"k": 1})
+            states += [d async for d in multi]
+            base.append(single_valued(inexact))
+        states += [
+            s for _, s in await self._resolve(suspects, as_of) if s is not None and not s["del"]
+        ]
+        keys = (state_keys(spec, s) for s in states)
+        others = [k for k in keys if all(matches(spec, k, p) for p in where)]
+        return {"$and": base}, others, known
+
+    async def _counted(
+        self,
+        spec: CollectionSpec,
+        where: Sequence[Predicate],
+        run: Callable[[dict[str, Any], list[dict[str, list[Any]]]], Awaitable[T]],
+    ) -> T:
+        """`run(filter, others)` over the matches (`_matches`). A batch that began while it
+        ran may have had documents counted by the database in their new state before its
+        commit: then it runs again with those documents (all that batch lists) set aside
+        and judged here as of the new start. What a run sets aside grows with every batch
+        seen, so runs settle even under batches without pause; after a few, the last stands
+        (each document a batch touched then may be counted in either state, never half a
+        document). Normally it costs one more look at the small `_txns`."""
+        also: set[Any] = set()
         try:
-            suspects = await self._suspects(collection, as_of)
-            skip = {"_id": {"$nin": [d["_id"] for d in suspects]}}
-            base = [self._filter(spec, query), skip]
-            coll = self.coll(collection)
-            if not inexact:
-                clean = await coll.count_documents({"$and": base})
-            else:
-                clean = await coll.count_documents({"$and": [*base, single_valued(inexact)]})
-                multi = coll.find({"$and": [*base, multi_valued(inexact)]}, {"k": 1})
-                clean += sum(
-                    [
-                        1
-                        async for d in multi
-                        if all(matches(spec, state_keys(spec, d), p) for p in where)
-                    ]
-                )
+            for _ in range(_COUNT_ATTEMPTS):
+                as_of = now_micros()
+                clean, others, known = await self._matches(spec, where, as_of, also)
+                result = await run(clean, others)
+                later = {d["_id"] for d in await self._suspects(spec.name, as_of)}
+                if later <= known:
+                    break
+                also = known | later
+            return result
         except PyMongoError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        extra = sum(
-            1
-            for _, s in await self._resolve(suspects, as_of)
-            if s is not None
-            and not s["del"]
-            and all(matches(spec, state_keys(spec, s), p) for p in where)
-        )
-        return clean + extra
+
+    async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
+        spec = self.spec(collection)
+        validate(spec, Query(where=where))
+
+        async def run(clean: dict[str, Any], others: list[dict[str, list[Any]]]) -> int:
+            return await self.coll(collection).count_documents(clean) + len(others)
+
+        return await self._counted(spec, where, run)
+
+    async def tally(
+        self, collection: str, where: Sequence[Predicate], keys: Sequence[str]
+    ) -> Tally:
+        """One aggregation per key (FerretDB v1 has no $facet), grouped by a document's
+        whole value list and exploded here: FerretDB v1 unwinds a nested array wrongly (and
+        takes "$path" in $project for a literal), and a faceted key has few value lists."""
+        spec = self.spec(collection)
+        validate_tally(spec, where, keys)
+        coll = self.coll(collection)
+
+        async def run(clean: dict[str, Any], others: list[dict[str, list[Any]]]) -> Tally:
+            counts: dict[str, Counter[str]] = {k: Counter() for k in keys}
+            total = await coll.count_documents(clean) + len(others)
+            for key in keys:
+                pipeline = [{"$match": clean}, {"$group": {"_id": f"$k.{key}", "n": {"$sum": 1}}}]
+                async for row in await coll.aggregate(pipeline):
+                    for value in row["_id"] or ():
+                        counts[key][value] += int(row["n"])
+            for state in others:
+                for key in keys:
+                    counts[key].update(state.get(key, []))
+            return Tally(total, {k: dict(c) for k, c in counts.items()})
+
+        return await self._counted(spec, where, run)
 
     async def explain(self, collection: str, query: Query) -> str:
         spec = self.spec(collection)

@@ -7,7 +7,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.storage.errors import InvalidQuery
-from shared.storage.model import Create, Delete, Event, Page, Record, StoredEvent, Update, WriteOp
+from shared.storage.model import (
+    Create,
+    Delete,
+    Event,
+    Page,
+    Record,
+    StoredEvent,
+    Tally,
+    Update,
+    WriteOp,
+)
 from shared.storage.query import Predicate, Query
 from shared.storage.schema import CollectionSpec
 
@@ -77,6 +87,13 @@ class Store(abc.ABC):
         """How many live records match."""
 
     @abc.abstractmethod
+    async def tally(
+        self, collection: str, where: Sequence[Predicate], keys: Sequence[str]
+    ) -> Tally:
+        """How many live records match, and per value of each text key in `keys` how many
+        of them hold it: the counts of a faceted search, in one pass over the matches."""
+
+    @abc.abstractmethod
     async def write(self, ops: Sequence[WriteOp], events: Sequence[Event] = ()) -> list[Record]:
         """Apply every operation and append every event atomically: all or nothing."""
 
@@ -141,3 +158,7 @@ class Collection:
     async def count(self, where: Sequence[Predicate] = ()) -> int:
         """How many live records match."""
         return await self.store.count(self.name, where)
+
+    async def tally(self, where: Sequence[Predicate], keys: Sequence[str]) -> Tally:
+        """Matches and their counts per value of `keys` (see Store.tally)."""
+        return await self.store.tally(self.name, where, keys)

@@ -255,6 +255,27 @@ def validate(spec: CollectionSpec, query: Query) -> None:
         seen.add(s.key)
 
 
+# At most this many keys per tally: a faceted search counts a handful.
+MAX_TALLY_KEYS = 16
+
+
+def validate_tally(spec: CollectionSpec, where: Sequence[Predicate], keys: Sequence[str]) -> None:
+    """Check a tally: its predicates as a query's, and up to 16 distinct declared text keys
+    (counts are per stored value, which only text keys hold as such; with none, a tally
+    is a count)."""
+    validate(spec, Query(where=where))
+    if isinstance(keys, str) or not isinstance(keys, Sequence) or len(keys) > MAX_TALLY_KEYS:
+        raise InvalidQuery(f"a tally counts up to {MAX_TALLY_KEYS} keys, given as a list")
+    if len(set(keys)) != len(keys):
+        raise InvalidQuery("a tally key is given twice")
+    for key in keys:
+        if _key(spec, key) is not KeyType.TEXT:
+            raise InvalidQuery(
+                f"key {key!r} of {spec.name} is not a text key: only text keys can be tallied",
+                errors=[{"field": key, "message": "not a text key"}],
+            )
+
+
 # --- cursors -------------------------------------------------------------------------------
 # A cursor is the position after the last returned record: its sort values and id. It also
 # carries a fingerprint of the sort, so a cursor replayed against another order is refused

@@ -43,7 +43,7 @@ from shared.storage.errors import (
     VersionConflict,
 )
 from shared.storage.keyset import KeysetOps, after
-from shared.storage.model import Event, Page, Record, StoredEvent, WriteOp
+from shared.storage.model import Event, Page, Record, StoredEvent, Tally, WriteOp
 from shared.storage.port import Store
 from shared.storage.prepare import Prepared, check_events, prepare
 from shared.storage.query import (
@@ -62,6 +62,7 @@ from shared.storage.query import (
     decode_cursor,
     encode_cursor,
     validate,
+    validate_tally,
 )
 from shared.storage.schema import CollectionSpec, KeyType
 
@@ -406,6 +407,39 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:  # as in search
             raise InvalidQuery(f"query cannot be run: {exc}") from exc
         return int(row[0])
+
+    @traced("tally")
+    async def tally(
+        self, collection: str, where: Sequence[Predicate], keys: Sequence[str]
+    ) -> Tally:
+        spec = self.spec(collection)
+        validate_tally(spec, where, keys)
+        candidates, args = self._candidates(spec, where)
+        kt = _q(spec.name + "__k")
+        marks = ",".join("?" * len(keys))
+        # The matches are found once (MATERIALIZED), then counted, then joined to their own
+        # key rows of the tallied keys: one seek per match on (id, k), not one search per
+        # value. Each value is stored once per record (extract_keys de-duplicates), so
+        # count(*) counts records.
+        sql = f"WITH c AS MATERIALIZED ({candidates}) SELECT NULL, NULL, count(*) FROM c"
+        if keys:
+            sql += (
+                f" UNION ALL SELECT f.k, f.s, count(*) FROM c JOIN {kt} f INDEXED BY"
+                f" {_q(spec.name + '__k_rec')} ON f.id=c.id AND f.k IN ({marks})"
+                " AND f.s IS NOT NULL GROUP BY f.k, f.s"
+            )
+        try:
+            rows = self.db.execute(sql, [*args, *keys]).fetchall()
+        except sqlite3.Error as exc:  # as in search
+            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        counts: dict[str, dict[str, int]] = {k: {} for k in keys}
+        total = 0
+        for key, value, n in rows:
+            if key is None:
+                total = int(n)
+            else:
+                counts[key][value] = int(n)
+        return Tally(total, counts)
 
     async def explain(self, collection: str, query: Query) -> str:
         spec = self.spec(collection)
