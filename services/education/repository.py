@@ -27,6 +27,7 @@ from shared.storage import (
     RecordDeleted,
     RecordNotFound,
     Store,
+    Tally,
     Update,
     WriteOp,
     open_store,
@@ -274,6 +275,12 @@ class EducationRepository:
     async def count(self, collection: str, where: Sequence[Predicate]) -> int:
         """How many live documents match."""
         return await self.store.count(collection, where)
+
+    async def tally(
+        self, collection: str, where: Sequence[Predicate], keys: Sequence[str]
+    ) -> Tally:
+        """How many live documents match, and how many hold each value of `keys`."""
+        return await self.store.tally(collection, where, keys)
 
     async def put_op(self, collection: str, id: str, body: Mapping[str, Any]) -> WriteOp:
         """The write that makes `body` the document `id`: a create, or an update at the

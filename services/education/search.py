@@ -14,12 +14,12 @@ plus 5 when the whole query appears in a name, ties by date. Matches beyond the 
 set follow in date order on later pages, so every match is reachable and no request costs
 more than one bounded read.
 
-Facets. For each facet (subject, level, type, language, license) and each value of its
-vocabulary, one `count()` with the text predicates, the caller's visibility, and the
-filters of the *other* facets (the usual disjunctive facets: choosing "video" does not
-hide the counts of the other types). Values with no match are left out unless selected.
-Counting stops early where the answer is known: no match at all, or, for the
-single-valued license, once the counts add up to the matches.
+Facets (subject, level, type, language, license) are disjunctive: a facet's counts are
+those of the matches under every *other* filter, so choosing "video" does not hide the
+counts of the other types. They come from the store's `tally`, which finds the matches once
+and counts them per value: one tally with every filter gives the total and the counts of
+the facets nothing is chosen in, plus one per facet with a choice, without its own filter.
+Values with no match are left out unless selected.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from services.education.access import Viewer
 from services.education.repository import RESOURCES, EducationRepository, field_texts
 from services.education.vocab import FACETS
 from shared.errors import BadRequest, Unprocessable
-from shared.storage import AllOf, Eq, In, Predicate, Prefix, Query, Range, Record, Sort
+from shared.storage import AllOf, Eq, In, Predicate, Prefix, Query, Range, Record, Sort, Tally
 from shared.storage.keys import fold, terms
 
 SortOrder = Literal["relevance", "newest", "oldest"]
@@ -44,8 +44,6 @@ MAX_QUERY_TERMS = 32
 PREFIX_MIN = 3
 WEIGHTS = {"name": 3, "keywords": 2, "description": 1}
 PHRASE_BONUS = 5
-# Facets whose key has exactly one value per resource (schemas.ResourceIn.license).
-SINGLE_VALUED = frozenset({"license"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -196,8 +194,9 @@ class CatalogueSearch:
             items, nxt = await self._ranked(where, text, limit, state, fingerprint)
         else:
             items, nxt = await self._dated(where, c.sort == "oldest", limit, state, fingerprint)
-        total = await self.repo.count(RESOURCES, where)
-        counts = await self._facets(viewer, c, text, total) if facets else None
+        if not facets:
+            return Result(items, await self.repo.count(RESOURCES, where), None, nxt)
+        total, counts = await self._counted(viewer, c, text)
         return Result(items, total, counts, nxt)
 
     async def _ranked(
@@ -239,31 +238,41 @@ class CatalogueSearch:
         nxt = page.next_cursor
         return list(page.items), _encode({"h": fingerprint, "m": "d", "c": nxt}) if nxt else None
 
-    async def _facets(
-        self, viewer: Viewer, c: Criteria, text: TextQuery | None, total: int
-    ) -> dict[str, list[dict[str, Any]]]:
+    async def _counted(
+        self, viewer: Viewer, c: Criteria, text: TextQuery | None
+    ) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+        """The total and the facet counts: one tally with every filter (the total, and the
+        counts of each facet nothing is chosen in), and one more per facet with a choice,
+        without that facet's own filter (disjunctive facets)."""
+        chosen = {name for name, values in c.filters.items() if values}
+        free = [name for name in FACETS if name not in chosen]
+        whole = await self._tally(viewer, c, text, free)
+        found = dict.fromkeys(free, whole)
+        for name in chosen:
+            found[name] = await self._tally(viewer, c, text, [name], skip=name)
         out: dict[str, list[dict[str, Any]]] = {}
         for name, (key, vocabulary) in FACETS.items():
-            chosen = set(c.filters.get(name, []))
-            # Matches when this facet's own filter is left out (the total when it has none).
-            base = (
-                await self.repo.count(RESOURCES, self._where(viewer, c, text, skip=name))
-                if chosen
-                else total
-            )
-            values: list[dict[str, Any]] = []
-            left = base
-            for code, (zh, en) in vocabulary.items():
-                # Nothing to find: no match at all, or (one value per resource) every match
-                # already counted under earlier values.
-                if base == 0 or (name in SINGLE_VALUED and left == 0):
-                    n = 0
-                else:
-                    where = self._where(viewer, c, text, skip=name, extra=Eq(key, code))
-                    n = await self.repo.count(RESOURCES, where)
-                    left -= n
-                if n or code in chosen:
-                    values.append({"value": code, "label": {"zh": zh, "en": en}, "count": n})
-            values.sort(key=lambda v: (-v["count"], v["value"]))
-            out[name] = values
-        return out
+            counts = found[name].counts[key]
+            picked = set(c.filters.get(name, []))
+            shown = [code for code in vocabulary if counts.get(code) or code in picked]
+            shown.sort(key=lambda code: (-counts.get(code, 0), code))
+            out[name] = [
+                {
+                    "value": code,
+                    "label": {"zh": vocabulary[code][0], "en": vocabulary[code][1]},
+                    "count": counts.get(code, 0),
+                }
+                for code in shown
+            ]
+        return whole.total, out
+
+    async def _tally(
+        self,
+        viewer: Viewer,
+        c: Criteria,
+        text: TextQuery | None,
+        facets: list[str],
+        skip: str | None = None,
+    ) -> Tally:
+        where = self._where(viewer, c, text, skip=skip)
+        return await self.repo.tally(RESOURCES, where, [FACETS[n][0] for n in facets])
