@@ -33,18 +33,13 @@ import asyncio
 import dataclasses
 import json
 import os
-import platform
-import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from rich.markup import escape
-from rich.table import Table
 
 from bench.health import (
     console,
@@ -52,10 +47,11 @@ from bench.health import (
     human,
     markdown_table,
     profile_tables,
+    shown,
 )
 from bench.loadgen.profile import Profile, parse
 from bench.loadgen.servers import DevIssuer, HealthServer
-from bench.loadgen.vegeta import VEGETA_VERSION, Attack, Stats, install, write_targets
+from bench.loadgen.vegeta import Attack, Stats, install, write_targets
 from bench.registry_data import (
     DISTRICT,
     DUPLICATE_SHARE,
@@ -67,6 +63,20 @@ from bench.registry_data import (
     read_targets,
     register_targets,
 )
+from bench.service_bench import (
+    HEAD,
+    Attacker,
+    Measured,
+    Scenario,
+    add_run_args,
+    cells,
+    check_run_args,
+    measure_one,
+    render,
+    run_lines,
+    to_profile,
+    write_results,
+)
 from tests.fixtures.identity import dev_idp
 from tools._server import file_lock
 
@@ -74,22 +84,6 @@ ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var" / "bench"
 RESULTS = Path(__file__).parent / "results" / "registry.md"
 JSON = "application/json"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One kind of request, and the p95 the issue asks of it (None: no target)."""
-
-    name: str
-    request: str
-    p95_ms: float | None
-
-    def met(self, stats: Stats) -> bool | None:
-        """Whether the attack met the target (no errors, p95 within it)."""
-        if self.p95_ms is None:
-            return None
-        p95 = stats.percentile(95)
-        return stats.error_count == 0 and p95 is not None and p95 <= self.p95_ms
 
 
 # Reads and searches first, registration last: what it adds does not shift the searches.
@@ -190,6 +184,13 @@ class LoadError(RuntimeError):
 # --- measuring ---------------------------------------------------------------------------
 
 
+def attacker(
+    data: Population, base: str, token: str, home: Path, args: argparse.Namespace
+) -> Attacker:
+    """Runs one attack of a scenario for some seconds, on fresh targets."""
+    return lambda scenario, duration: attack(scenario, data, base, token, home, duration, args)
+
+
 def attack(
     scenario: Scenario,
     data: Population,
@@ -227,29 +228,6 @@ def attack(
     return run, stats
 
 
-def measure_one(
-    scenario: Scenario,
-    data: Population,
-    base: str,
-    token: str,
-    home: Path,
-    args: argparse.Namespace,
-) -> tuple[Attack, Stats]:
-    """Warm up, then measure one scenario."""
-    if args.warmup > 0:
-        attack(scenario, data, base, token, home, args.warmup, args)
-    run, stats = attack(scenario, data, base, token, home, args.duration, args)
-    p95 = stats.percentile(95)
-    console.print(
-        f"  {scenario.name:<12} {stats.rate:>8,.0f} 2xx/s  p95 "
-        f"{'—' if p95 is None else f'{p95:.1f} ms':>9}  errors {stats.error_count:,}"
-    )
-    for sample in stats.samples.values():
-        console.print(f"    [red]e.g.[/red] {escape(sample)}")
-    return run, stats
-
-
-Measured = list[tuple[Scenario, Stats]]
 Profiled = tuple[Scenario, Profile, Stats]
 
 
@@ -260,6 +238,7 @@ def measure(
     url = f"sqlite:///{home / 'registry.db'}"
     info = ensure_loaded(data, url, home, args.batch)
     scenarios = [BY_NAME[n] for n in args.scenarios.split(",")]
+    times = (args.warmup, args.duration)
     with DevIssuer(VAR / "issuer") as issuer:
         token = officer_token(issuer, valid_for=6 * 3600)
         with RegistryServer(home, url, issuer.issuer) as server:
@@ -276,47 +255,21 @@ def measure(
             )
             results: Measured = []
             for scenario in scenarios:
-                run, stats = measure_one(scenario, data, server.base_url, token, home, args)
+                run, stats = measure_one(
+                    scenario, attacker(data, server.base_url, token, home, args), *times
+                )
                 results.append((scenario, stats))
         if not args.profile:
             return info, count, run, results, None
-        slowest = min(results, key=lambda m: m[1].rate)[0]
-        target = slowest if args.profile == "slowest" else BY_NAME[args.profile]
-        output = home / "profiles" / f"{target.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.txt"
-        output.parent.mkdir(parents=True, exist_ok=True)
-        console.print(f"profiling {target.name} under py-spy -> {os.path.relpath(output, ROOT)}")
+        target, output = to_profile(results, args.profile, BY_NAME, home)
         with RegistryServer(home, url, issuer.issuer, profile=output) as server:
-            _, stats = measure_one(target, data, server.base_url, token, home, args)
+            _, stats = measure_one(
+                target, attacker(data, server.base_url, token, home, args), *times
+            )
         return info, count, run, results, (target, parse(output), stats)
 
 
 # --- reporting ---------------------------------------------------------------------------
-
-HEAD = ["scenario", "request", "requests", "2xx/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
-HEAD += ["target", "met"]
-
-
-def cells(scenario: Scenario, s: Stats, yes: str = "yes", no: str = "**no**") -> list[str]:
-    """One table row."""
-    errors = f"{s.error_count:,}"
-    if s.errors:
-        errors += " (" + ", ".join(f"{k}×{v:,}" for k, v in s.errors.most_common(3)) + ")"
-    met = scenario.met(s)
-    return [
-        scenario.name,
-        scenario.request,
-        f"{s.requests:,}",
-        f"{s.rate:,.0f}",
-        *("—" if v is None else f"{v:.1f}" for v in (s.percentile(p) for p in (50, 95, 99))),
-        errors,
-        "—" if scenario.p95_ms is None else f"p95 ≤ {scenario.p95_ms:g} ms",
-        "—" if met is None else (yes if met else no),
-    ]
-
-
-def shown(run: Attack) -> str:
-    """The vegeta command line of every scenario (token redacted)."""
-    return dataclasses.replace(run, targets=Path("<scenario>.jsonl")).shown()
 
 
 def section(
@@ -334,17 +287,10 @@ def section(
         f"<!-- registry:{size} -->",
         f"## {args.residents:,} residents (embedded store, SQLite)",
         "",
-        f"- command: `{command}`",
+        *run_lines(args, command, run)[:1],
         f"- dataset: {info.describe()}; {count:,} residents counted by the service"
         " (`GET /places/110101/counts`) before the run",
-        f"- machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()},"
-        f" Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;"
-        " one uvicorn process, vegeta on the same box; load average before the run"
-        f" {args.load_before:.1f} (above ~1, other processes were competing for the cores)",
-        f"- load: vegeta {VEGETA_VERSION}, closed loop, {args.connections} connections"
-        f" ({args.timeout:g} s timeout), {args.duration:g} s per scenario after"
-        f" {args.warmup:g} s of warm-up, {args.targets:,} distinct requests per attack:"
-        f" `{shown(run)}`",
+        *run_lines(args, command, run)[1:],
         "- auth: a district officer of 110101 (jurisdiction holding every resident), token"
         " signed with the dev issuer's key; national ID and phone unmasked, every read and"
         " search audited",
@@ -368,26 +314,6 @@ by name or national ID p95 under 30 ms, at 1,000,000 residents on the embedded s
 """
 
 
-def write_results(path: Path, size: str, text: str) -> None:
-    """Replace this size's section of the results file (other sizes' sections stay)."""
-    old = path.read_text() if path.is_file() else HEADER
-    pattern = re.compile(rf"<!-- registry:{size} -->.*?<!-- /registry:{size} -->\n", re.DOTALL)
-    new = pattern.sub(lambda _m: text, old) if pattern.search(old) else old + "\n" + text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
-def render(results: Measured, title: str) -> Table:
-    """The results as a rich table."""
-    table = Table(title=title, title_justify="left")
-    for name in HEAD:
-        table.add_column(name, justify="left" if name in ("scenario", "request") else "right")
-    for scenario, stats in results:
-        *row, met = cells(scenario, stats, yes="[green]yes[/]", no="[bold red]no[/]")
-        table.add_row(*(escape(c) for c in row), met)
-    return table
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -395,30 +321,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--residents", type=int, default=1_000_000, help="data set size")
     parser.add_argument("--seed", type=int, default=Population.seed)
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds per scenario")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
     # Clerks at a few counters, each sending as soon as the last answer came: p95 at 64
     # connections would measure the queue in front of one process, not the request.
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--timeout", type=float, default=10.0, help="request timeout, s")
-    parser.add_argument("--targets", type=int, default=20_000, help="requests per attack")
-    parser.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS))
-    parser.add_argument("--batch", type=int, default=500, help="residents per store write")
-    parser.add_argument("--reload", action="store_true", help="discard the stored data set")
-    parser.add_argument(
-        "--profile",
-        nargs="?",
-        const="slowest",
-        help="run the slowest scenario (or the one named) again under py-spy",
+    add_run_args(
+        parser, SCENARIOS, duration=15.0, connections=8, timeout=10.0, batch=500, out=RESULTS
     )
-    parser.add_argument("--top", type=int, default=20, help="frames shown by --profile")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    unknown = [n for n in args.scenarios.split(",") if n not in BY_NAME]
-    if unknown or (args.profile not in (None, "slowest", *BY_NAME)):
-        parser.error(f"unknown scenario {(unknown or [args.profile])[0]!r}; known: {list(BY_NAME)}")
-    if not 1 <= args.batch <= 999:
-        parser.error("--batch is 1-999 (a store batch holds at most 1000 operations)")
+    check_run_args(parser, args, list(BY_NAME))
     return args
 
 
@@ -448,8 +357,10 @@ def main(argv: list[str]) -> int:
         console.print(f"\nprofile of {profiled[0].name}: {profiled[1].samples:,} samples")
         for table in profile_tables(profiled[1], args.top):
             console.print(table)
-    size = human(args.residents)
-    write_results(args.out, size, section(args, command, info, count, run, results, profiled))
+    tag = f"registry:{human(args.residents)}"
+    write_results(
+        args.out, tag, HEADER, section(args, command, info, count, run, results, profiled)
+    )
     console.print(f"written to {args.out}")
     return 0
 

@@ -29,9 +29,7 @@ the `Registered` state that keeps runs from sending the same person twice) and t
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import hashlib
 import itertools
 import json
 import math
@@ -45,18 +43,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 from bench.health import console, minutes
 from bench.health_data import LATIN_FAMILIES, LATIN_GIVENS
 from bench.loadgen.vegeta import Target
+from bench.service_bench import code_hash, write_batches
 from services.registry import national_id
 from services.registry.names import romanize
 from services.registry.places import PlaceRow, import_places
@@ -97,7 +87,6 @@ DAYS = (date(2023, 12, 31) - FIRST_BIRTH).days + 1
 SEQUENCES = 999  # 001-999
 FOREIGN_SHARE = 0.005
 DUPLICATE_SHARE = 0.2  # of the register scenario's people
-ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 1, 1)  # ages and statuses are relative to this day, not the clock
 
 DISTRICT = PlaceRow("110101", "东城区", "Dongcheng District")
@@ -377,10 +366,7 @@ STORED_BY += ("services/registry/places.py", "shared/storage/*.py", "bench/regis
 
 def fingerprint() -> str:
     """A hash of the code that decides how residents are stored and indexed."""
-    digest = hashlib.sha256()
-    for path in sorted(p for pattern in STORED_BY for p in ROOT.glob(pattern)):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return code_hash(STORED_BY)
 
 
 @dataclass(frozen=True)
@@ -425,47 +411,24 @@ async def load(data: Population, url: str, batch: int) -> float:
         if done:
             console.print(f"resuming an interrupted load at {done:,} residents")
         at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        with Progress(
-            TextColumn("loading"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task("load", total=data.size, completed=done, rate="")
-            writing: asyncio.Task[object] | None = None
-            for start in range(done, data.size, batch):
-                stop = min(data.size, start + batch)
-                ops: list[WriteOp] = [
-                    Create(RESIDENTS, data.document(i, at), resident_id(i))
-                    for i in range(start, stop)
-                ]
-                # The counter moves in the same batch: it is the checkpoint of the load, and
-                # the service numbers its registrations after the loaded residents.
-                body = {"next": stop + 1}
-                ops.append(
-                    Update(COUNTERS, "resident", body, version)
-                    if version
-                    else Create(COUNTERS, body, "resident")
-                )
-                version += 1
-                # One batch is written (in the store's writer thread) while the next is built.
-                if writing is not None:
-                    await writing
-                writing = asyncio.ensure_future(store.write(ops))
-                rate = (start - done) / (time.perf_counter() - started)
-                progress.update(task, completed=start, rate=f"{rate:,.0f} residents/s")
-                if (
-                    not console.is_terminal
-                    and start // batch % max(1, data.size // batch // 10) == 0
-                ):
-                    # Piped output (make bench | tee) shows no bar: a line per tenth instead.
-                    console.print(f"  {start:,} of {data.size:,} residents, {rate:,.0f}/s")
-            if writing is not None:
-                await writing
-            progress.update(task, completed=data.size)
+
+        def ops(start: int, stop: int) -> list[WriteOp]:
+            nonlocal version
+            batch_ops: list[WriteOp] = [
+                Create(RESIDENTS, data.document(i, at), resident_id(i)) for i in range(start, stop)
+            ]
+            # The counter moves in the same batch: it is the checkpoint of the load, and
+            # the service numbers its registrations after the loaded residents.
+            body = {"next": stop + 1}
+            batch_ops.append(
+                Update(COUNTERS, "resident", body, version)
+                if version
+                else Create(COUNTERS, body, "resident")
+            )
+            version += 1
+            return batch_ops
+
+        await write_batches(store, data.size, done, batch, ops, "residents")
     finally:
         await store.close()
     return time.perf_counter() - started

@@ -1,0 +1,254 @@
+"""What the benchmarks of the problem+json services (registry, education) share: writing a
+data set straight into a store in batches with a progress bar, the hash of the code that
+decided how it was stored, scenarios with a p95 target and their table, the results file's
+sections, the command line, and one warmed-up, measured (optionally profiled) attack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import platform
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from bench.health import console, shown
+from bench.loadgen.vegeta import VEGETA_VERSION, Attack, Stats
+from shared.storage import Store, WriteOp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --- loading -----------------------------------------------------------------------------
+
+
+def code_hash(patterns: Iterable[str]) -> str:
+    """A hash of the files (glob patterns under the repository) that decide what is stored."""
+    digest = hashlib.sha256()
+    for path in sorted(p for pattern in patterns for p in ROOT.glob(pattern)):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+async def write_batches(
+    store: Store,
+    total: int,
+    done: int,
+    batch: int,
+    ops: Callable[[int, int], list[WriteOp]],
+    unit: str,
+) -> None:
+    """Write items `done` to `total` in batches of `batch` (`ops(start, stop)` makes one
+    batch's operations) through `Store.write`, one batch written (in the store's writer
+    thread) while the next is built, with a progress bar (a line per tenth when piped)."""
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("loading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("load", total=total, completed=done, rate="")
+        writing: asyncio.Task[object] | None = None
+        for start in range(done, total, batch):
+            batch_ops = ops(start, min(total, start + batch))
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(store.write(batch_ops))
+            rate = (start - done) / (time.perf_counter() - started)
+            progress.update(task, completed=start, rate=f"{rate:,.0f} {unit}/s")
+            if not console.is_terminal and start // batch % max(1, total // batch // 10) == 0:
+                # Piped output (make bench | tee) shows no bar: a line per tenth instead.
+                console.print(f"  {start:,} of {total:,} {unit}, {rate:,.0f}/s")
+        if writing is not None:
+            await writing
+        progress.update(task, completed=total)
+
+
+# --- scenarios and their results ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of request, and the p95 the issue asks of it (None: no target)."""
+
+    name: str
+    request: str
+    p95_ms: float | None
+
+    def met(self, stats: Stats) -> bool | None:
+        """Whether the attack met the target (no errors, p95 within it)."""
+        if self.p95_ms is None:
+            return None
+        p95 = stats.percentile(95)
+        return stats.error_count == 0 and p95 is not None and p95 <= self.p95_ms
+
+
+Measured = list[tuple[Scenario, Stats]]
+HEAD = ["scenario", "request", "requests", "2xx/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
+HEAD += ["target", "met"]
+
+
+def cells(scenario: Scenario, s: Stats, yes: str = "yes", no: str = "**no**") -> list[str]:
+    """One table row."""
+    errors = f"{s.error_count:,}"
+    if s.errors:
+        errors += " (" + ", ".join(f"{k}×{v:,}" for k, v in s.errors.most_common(3)) + ")"
+    met = scenario.met(s)
+    return [
+        scenario.name,
+        scenario.request,
+        f"{s.requests:,}",
+        f"{s.rate:,.0f}",
+        *("—" if v is None else f"{v:.1f}" for v in (s.percentile(p) for p in (50, 95, 99))),
+        errors,
+        "—" if scenario.p95_ms is None else f"p95 ≤ {scenario.p95_ms:g} ms",
+        "—" if met is None else (yes if met else no),
+    ]
+
+
+def render(results: Measured, title: str) -> Table:
+    """The results as a rich table."""
+    table = Table(title=title, title_justify="left")
+    for name in HEAD:
+        table.add_column(name, justify="left" if name in ("scenario", "request") else "right")
+    for scenario, stats in results:
+        *row, met = cells(scenario, stats, yes="[green]yes[/]", no="[bold red]no[/]")
+        table.add_row(*(escape(c) for c in row), met)
+    return table
+
+
+def write_results(path: Path, tag: str, header: str, text: str) -> None:
+    """Replace the section `<!-- tag -->` of the results file (other sections stay)."""
+    old = path.read_text() if path.is_file() else header
+    pattern = re.compile(rf"<!-- {tag} -->.*?<!-- /{tag} -->\n", re.DOTALL)
+    new = pattern.sub(lambda _m: text, old) if pattern.search(old) else old + "\n" + text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)
+
+
+def code_line(paths: Sequence[str]) -> str:
+    """The commit measured, and which files under `paths` differed from it (a run on work in
+    progress says so)."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = [line[3:] for line in git("status", "--porcelain", "--", *paths).splitlines()]
+    if not changed:
+        return f"- code: commit {head}, no local changes under {', '.join(paths)}"
+    return f"- code: commit {head} with local changes to " + ", ".join(f"`{c}`" for c in changed)
+
+
+def run_lines(args: argparse.Namespace, command: str, run: Attack) -> list[str]:
+    """The command, machine and load lines of a results section (Markdown)."""
+    return [
+        f"- command: `{command}`",
+        f"- machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()},"
+        f" Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;"
+        " one uvicorn process, vegeta on the same box; load average before the run"
+        f" {args.load_before:.1f} (above ~1, other processes were competing for the cores)",
+        f"- load: vegeta {VEGETA_VERSION}, closed loop, {args.connections} connections"
+        f" ({args.timeout:g} s timeout), {args.duration:g} s per scenario after"
+        f" {args.warmup:g} s of warm-up, {args.targets:,} distinct requests per attack:"
+        f" `{shown(run)}`",
+    ]
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def add_run_args(
+    parser: argparse.ArgumentParser,
+    scenarios: Sequence[Scenario],
+    *,
+    duration: float,
+    connections: int,
+    timeout: float,
+    batch: int,
+    out: Path,
+) -> None:
+    """The options every service benchmark has (the data set size is the caller's)."""
+    parser.add_argument("--duration", type=float, default=duration, help="seconds per scenario")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
+    parser.add_argument("--connections", type=int, default=connections)
+    parser.add_argument("--timeout", type=float, default=timeout, help="request timeout, s")
+    parser.add_argument("--targets", type=int, default=20_000, help="requests per attack")
+    parser.add_argument("--scenarios", default=",".join(s.name for s in scenarios))
+    parser.add_argument("--batch", type=int, default=batch, help="records per store write")
+    parser.add_argument("--reload", action="store_true", help="discard the stored data set")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="slowest",
+        help="run the slowest scenario (or the one named) again under py-spy",
+    )
+    parser.add_argument("--top", type=int, default=20, help="frames shown by --profile")
+    parser.add_argument("--out", type=Path, default=out, help="results file")
+
+
+def check_run_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str]
+) -> None:
+    """Refuse unknown scenarios and a batch the store cannot take in one write."""
+    unknown = [n for n in args.scenarios.split(",") if n not in names]
+    if unknown or (args.profile not in (None, "slowest", *names)):
+        parser.error(f"unknown scenario {(unknown or [args.profile])[0]!r}; known: {list(names)}")
+    if not 1 <= args.batch <= 999:
+        parser.error("--batch is 1-999 (a store batch holds at most 1000 operations)")
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+# Runs one attack of a scenario for the given seconds.
+Attacker = Callable[[Scenario, float], tuple[Attack, Stats]]
+
+
+def measure_one(
+    scenario: Scenario, attack: Attacker, warmup: float, duration: float
+) -> tuple[Attack, Stats]:
+    """Warm up, then measure one scenario (printing the line and any error samples)."""
+    if warmup > 0:
+        attack(scenario, warmup)
+    run, stats = attack(scenario, duration)
+    p95 = stats.percentile(95)
+    console.print(
+        f"  {scenario.name:<12} {stats.rate:>8,.0f} 2xx/s  p95 "
+        f"{'—' if p95 is None else f'{p95:.1f} ms':>9}  errors {stats.error_count:,}"
+    )
+    for sample in stats.samples.values():
+        console.print(f"    [red]e.g.[/red] {escape(sample)}")
+    return run, stats
+
+
+def to_profile(
+    results: Measured, choice: str, by_name: Mapping[str, Scenario], home: Path
+) -> tuple[Scenario, Path]:
+    """The scenario `--profile` names (or the slowest) and the file for its profile."""
+    target = min(results, key=lambda m: m[1].rate)[0] if choice == "slowest" else by_name[choice]
+    output = home / "profiles" / f"{target.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.txt"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"profiling {target.name} under py-spy -> {os.path.relpath(output, ROOT)}")
+    return target, output
