@@ -109,6 +109,11 @@ HEAD = ["scenario", "request", "requests", "2xx/s", "p50 ms", "p95 ms", "p99 ms"
 HEAD += ["target", "met"]
 
 
+def per_second(rate: float) -> str:
+    """A rate as shown: 1,192, or 0.8 (not 0) for a slow one."""
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
+
+
 def cells(scenario: Scenario, s: Stats, yes: str = "yes", no: str = "**no**") -> list[str]:
     """One table row."""
     errors = f"{s.error_count:,}"
@@ -119,7 +124,7 @@ def cells(scenario: Scenario, s: Stats, yes: str = "yes", no: str = "**no**") ->
         scenario.name,
         scenario.request,
         f"{s.requests:,}",
-        f"{s.rate:,.0f}",
+        per_second(s.rate),
         *("—" if v is None else f"{v:.1f}" for v in (s.percentile(p) for p in (50, 95, 99))),
         errors,
         "—" if scenario.p95_ms is None else f"p95 ≤ {scenario.p95_ms:g} ms",
@@ -153,9 +158,9 @@ def code_line(paths: Sequence[str]) -> str:
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip() if done.returncode == 0 else ""  # porcelain: " M path"
 
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
     changed = [line[3:] for line in git("status", "--porcelain", "--", *paths).splitlines()]
     if not changed:
         return f"- code: commit {head}, no local changes under {', '.join(paths)}"
@@ -235,7 +240,7 @@ def measure_one(
     run, stats = attack(scenario, duration)
     p95 = stats.percentile(95)
     console.print(
-        f"  {scenario.name:<12} {stats.rate:>8,.0f} 2xx/s  p95 "
+        f"  {scenario.name:<12} {per_second(stats.rate):>8} 2xx/s  p95 "
         f"{'—' if p95 is None else f'{p95:.1f} ms':>9}  errors {stats.error_count:,}"
     )
     for sample in stats.samples.values():
