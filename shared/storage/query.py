@@ -255,6 +255,15 @@ def validate(spec: CollectionSpec, query: Query) -> None:
         seen.add(s.key)
 
 
+def predicate_keys(pred: Predicate) -> set[str]:
+    """The keys a predicate looks at."""
+    if isinstance(pred, Not):
+        return {pred.pred.key}
+    if isinstance(pred, AnyOf):
+        return set().union(*(predicate_keys(p) for p in pred.preds))
+    return {pred.key}
+
+
 # At most this many keys per tally: a faceted search counts a handful.
 MAX_TALLY_KEYS = 16
 

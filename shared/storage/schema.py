@@ -55,6 +55,15 @@ class CollectionSpec:
     # status). The embedded store has no statistics to know it: a search never walks
     # their index when another positive predicate can drive it, it only checks them.
     coarse: frozenset[str] = frozenset()
+    # Text keys whose values ride along on every text key row of a record in the embedded
+    # store, so that a tally of them over the matches of a text predicate reads one range
+    # of an index instead of seeking each match (docs/storage.md, "Tallies"). For keys
+    # with few distinct value combinations (a catalogue's facets); other stores ignore it.
+    carry: tuple[str, ...] = ()
+    # Keys a search sorted on them, descending ("newest first"), may walk in that order in
+    # the embedded store, stopping at a page, instead of sorting every match: for a sort
+    # over many matches of a few common words or filters (docs/storage.md, "Walks").
+    walk: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -68,6 +77,12 @@ class CollectionSpec:
         for key in self.coarse:
             if key not in self.keys:
                 raise ValueError(f"coarse key {key!r} of {self.name} is not a declared key")
+        for key in self.walk:
+            if self.keys.get(key) not in (KeyType.INSTANT, KeyType.NUMBER, KeyType.TEXT):
+                raise ValueError(f"walked key {key!r} of {self.name} must be a declared key")
+        for key in self.carry:
+            if self.keys.get(key) is not KeyType.TEXT:
+                raise ValueError(f"carried key {key!r} of {self.name} must be a declared text key")
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -19,9 +19,10 @@ import asyncio
 import dataclasses
 import functools
 import json
+import logging
 import sqlite3
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from opentelemetry import trace
 
-from shared.storage.codec import TOP, from_micros, micros, stored
+from shared.storage.codec import TOP, from_micros, matches, micros, stored
 from shared.storage.errors import (
     AlreadyExists,
     InvalidQuery,
@@ -61,11 +62,18 @@ from shared.storage.query import (
     Span,
     decode_cursor,
     encode_cursor,
+    predicate_keys,
     validate,
     validate_tally,
 )
 from shared.storage.schema import CollectionSpec, KeyType
 
+log = logging.getLogger(__name__)
+# Walks (SQLiteStore._walk): tried for pages of at most this many records, when the driving
+# predicate has at least this many rows, reading at most this many entries in sort order.
+WALK_MAX_LIMIT = 1000
+WALK_MIN_DRIVER = 2000
+WALK_BUDGET = 20_000
 _SYNC_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _tracer = trace.get_tracer(__name__)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -155,6 +163,10 @@ class SQLiteStore(Store):
         self._queue: deque[_QueuedWrite] = deque()
         self._queue_lock = threading.Lock()
         self._draining = False
+        # Collections whose every text key row carries its record's `carry` values, and
+        # the decoded value combinations by id (ids are never reused: combos stay).
+        self._carried: set[str] = set()
+        self._combos: dict[tuple[str, int], dict[str, list[Any]]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -170,8 +182,11 @@ class SQLiteStore(Store):
                 " type TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL,"
                 " at INTEGER NOT NULL)"
             )
+            db.execute("CREATE TABLE IF NOT EXISTS _carry (c TEXT PRIMARY KEY, keys TEXT NOT NULL)")
             for spec in self.specs.values():
-                self._create_tables(db, spec.name)
+                self._create_tables(db, spec)
+                if self._carry_ready(db, spec):
+                    self._carried.add(spec.name)
         self._db = db
         if self.path != ":memory:":
             self._writer = self._connect()
@@ -192,8 +207,8 @@ class SQLiteStore(Store):
         return db
 
     @staticmethod
-    def _create_tables(db: sqlite3.Connection, name: str) -> None:
-        c = name
+    def _create_tables(db: sqlite3.Connection, spec: CollectionSpec) -> None:
+        c = spec.name
         for stmt in (
             f"CREATE TABLE IF NOT EXISTS {_q(c)} (id TEXT PRIMARY KEY, version INTEGER NOT NULL,"
             " deleted INTEGER NOT NULL, updated_at INTEGER NOT NULL, body TEXT NOT NULL)"
@@ -218,8 +233,50 @@ class SQLiteStore(Store):
             f"CREATE TABLE IF NOT EXISTS {_q(c + '__u')} (k TEXT NOT NULL, v TEXT NOT NULL,"
             " id TEXT NOT NULL, PRIMARY KEY (k, v)) WITHOUT ROWID",
             f"CREATE INDEX IF NOT EXISTS {_q(c + '__u_id')} ON {_q(c + '__u')} (id)",
+            # Carried values (CollectionSpec.carry): each distinct combination once, the
+            # key rows point at it (x); the partial index groups a key's range by it.
+            f"CREATE TABLE IF NOT EXISTS {_q(c + '__x')} (x INTEGER PRIMARY KEY,"
+            " v TEXT NOT NULL UNIQUE)",
         ):
             db.execute(stmt)
+        for key in spec.walk:
+            # The generic order of a descending sort: largest value first, then by id.
+            db.execute(
+                f"CREATE INDEX IF NOT EXISTS {_q(c + '__s_w_' + key)} ON {_q(c + '__s')}"
+                f" (k, hi DESC, id) WHERE k='{key}'"
+            )
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({_q(c + '__k')})")}
+        if "x" not in columns:  # a store created before carried values
+            db.execute(f"ALTER TABLE {_q(c + '__k')} ADD COLUMN x INTEGER")
+        db.execute(
+            f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_x')} ON {_q(c + '__k')} (k, s, x, id)"
+            " WHERE x IS NOT NULL"
+        )
+
+    @staticmethod
+    def _carry_ready(db: sqlite3.Connection, spec: CollectionSpec) -> bool:
+        """Whether every key row of the collection carries the values `spec.carry` names:
+        it does when the collection was empty when these keys were first carried. A store
+        filled before (or with other keys) keeps answering tallies the general way."""
+        wanted = json.dumps(list(spec.carry))
+        row = db.execute("SELECT keys FROM _carry WHERE c=?", (spec.name,)).fetchone()
+        if row is not None and row[0] == wanted:
+            return bool(spec.carry)
+        empty = db.execute(f"SELECT 1 FROM {_q(spec.name + '__k')} LIMIT 1").fetchone() is None
+        if not empty:
+            if spec.carry:
+                log.warning(
+                    "%s was filled before its keys %s were carried: tallies take the general"
+                    " way (load it again for the fast one)",
+                    spec.name,
+                    ", ".join(spec.carry),
+                )
+            return False
+        db.execute(
+            "INSERT INTO _carry (c, keys) VALUES (?, ?) ON CONFLICT(c) DO UPDATE SET keys=?",
+            (spec.name, wanted, wanted),
+        )
+        return bool(spec.carry)
 
     async def close(self) -> None:
         if self._write_thread is not None:
@@ -383,11 +440,13 @@ class SQLiteStore(Store):
     async def search(self, collection: str, query: Query) -> Page:
         spec = self.spec(collection)
         validate(spec, query)
-        sql, args, _columns = self._select(spec, query)
-        try:
-            rows = self.db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:  # e.g. an integer too large for SQLite
-            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        rows = self._walk(spec, query)
+        if rows is None:
+            sql, args, _columns = self._select(spec, query)
+            try:
+                rows = self.db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:  # e.g. an integer too large for SQLite
+                raise InvalidQuery(f"query cannot be run: {exc}") from exc
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         cursor = None
@@ -396,6 +455,69 @@ class SQLiteStore(Store):
             cursor = encode_cursor(collection, query.sort, list(last[5:]), last[0])
         total = await self.count(collection, query.where) if query.count else None
         return Page([self._record(collection, r[:5]) for r in rows], cursor, total)
+
+    def _walk(self, spec: CollectionSpec, query: Query) -> list[Any] | None:
+        """A page walked in sort order (CollectionSpec.walk), or None where that does not
+        apply or did not find a full page within its budget: then the general plan, which
+        finds every match and sorts them, answers. Walking pays when the matches are many
+        (a common word, a broad filter): the first page is near the start of the order. So
+        it is tried only when the driving predicate alone has WALK_MIN_DRIVER rows, and it
+        reads at most WALK_BUDGET index entries. Same order, same cursors as the general
+        plan (largest value first, then by id); records without the key come last there,
+        so a full page walked never needs them."""
+        if (
+            len(query.sort) != 1
+            or not query.sort[0].descending
+            or query.sort[0].key not in spec.walk
+            or not 0 < query.limit <= WALK_MAX_LIMIT
+        ):
+            return None
+        plan = _Plan(spec, self._matchers)
+        drivers = sorted(
+            (
+                m
+                for p in query.where
+                if not isinstance(p, Not | AnyOf)
+                for m in self._matchers(spec, p)
+            ),
+            key=lambda m: m.rank,
+        )
+        if not drivers:
+            return None
+        first = drivers[0]
+        t = plan.alias()
+        many = self.db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {plan.kt} {t} WHERE"
+            f" {first.cond.format(t=t)} LIMIT {WALK_MIN_DRIVER})",
+            first.args,
+        ).fetchone()[0]
+        if many < WALK_MIN_DRIVER:
+            return None
+        key = query.sort[0].key
+        # A literal, not a parameter: the planner must see that the partial index applies
+        # (key names are checked to be letters, digits and _:-).
+        conds: list[Fragment] = [(f"w.k='{key}'", ())]
+        if query.cursor:
+            values, last_id = decode_cursor(spec.name, query.sort, query.cursor)
+            if values[0] is None:  # past the keyed records
+                return None
+            cond, cargs = after([("w.hi", True)], values, last_id, _WALK_KEYSET)
+            conds.append((cond, tuple(cargs)))
+        inner, inner_args = _join("AND", "1", conds)
+        checks, check_args = _join("AND", "1", [plan.check(p, "c.id") for p in query.where])
+        index = _q(spec.name + "__s_w_" + key)
+        sql = (
+            "SELECT d.id, d.version, d.deleted, d.updated_at, d.body, c.hi FROM"
+            f" (SELECT w.id AS id, w.hi AS hi FROM {_q(spec.name + '__s')} w INDEXED BY"
+            f" {index} WHERE {inner} ORDER BY w.hi DESC, w.id ASC LIMIT {WALK_BUDGET}) c"
+            f" JOIN {_q(spec.name)} d ON d.id=c.id WHERE {checks}"
+            f" ORDER BY c.hi DESC, c.id ASC LIMIT ?"
+        )
+        try:
+            rows = self.db.execute(sql, [*inner_args, *check_args, query.limit + 1]).fetchall()
+        except sqlite3.Error as exc:
+            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        return rows if len(rows) > query.limit else None
 
     @traced("count")
     async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
@@ -414,6 +536,9 @@ class SQLiteStore(Store):
     ) -> Tally:
         spec = self.spec(collection)
         validate_tally(spec, where, keys)
+        carried = self._carried_tally(spec, where, keys)
+        if carried is not None:
+            return carried
         candidates, args = self._candidates(spec, where)
         kt = _q(spec.name + "__k")
         marks = ",".join("?" * len(keys))
@@ -440,6 +565,73 @@ class SQLiteStore(Store):
             else:
                 counts[key][value] = int(n)
         return Tally(total, counts)
+
+    def _carried_tally(
+        self, spec: CollectionSpec, where: Sequence[Predicate], keys: Sequence[str]
+    ) -> Tally | None:
+        """The tally from carried values (CollectionSpec.carry), or None where it does not
+        apply. One text predicate drives: its range of the (k, s, x, id) index, grouped by
+        the combination of carried values each row holds, so no match is sought one by
+        one. Predicates on other keys are checked per row as in a search; predicates on
+        carried keys only are decided per combination here, like the counts."""
+        if spec.name not in self._carried or not set(keys) <= set(spec.carry):
+            return None
+        carry = set(spec.carry)
+        outer = [p for p in where if predicate_keys(p) <= carry]
+        inner = [p for p in where if not predicate_keys(p) <= carry]
+        drivers = [
+            (m, p)
+            for p in (*inner, *outer)
+            if isinstance(p, Eq | In | Prefix | AllOf) and spec.keys[p.key] is KeyType.TEXT
+            for m in self._matchers(spec, p)
+        ]
+        if not drivers:
+            return None
+        # The best kind first; among equals, one that is not carried (a text term rather
+        # than the state every record has).
+        (first, driver), *_ = sorted(drivers, key=lambda d: (d[0].rank, d[1] in outer))
+        plan = _Plan(spec, self._matchers)
+        t = plan.alias("t")
+        conds: list[Fragment] = [(first.cond.format(t=t), first.args), (f"{t}.x IS NOT NULL", ())]
+        for p in inner:
+            if isinstance(p, Not | AnyOf):
+                conds.append(plan.check(p, f"{t}.id"))
+            else:
+                conds += [plan.exists(m, f"{t}.id") for m in self._matchers(spec, p) if m != first]
+        where_sql, args = _join("AND", "1", conds)
+        rows_sql = f"{_q(spec.name + '__k')} {t} INDEXED BY {_q(spec.name + '__k_x')}"
+        if isinstance(driver, Eq | AllOf):  # one row per record
+            sql = f"SELECT {t}.x, count(*) FROM {rows_sql} WHERE {where_sql} GROUP BY {t}.x"
+        else:  # several values of a record may match: each record once
+            sql = (
+                f"SELECT x, count(*) FROM (SELECT DISTINCT {t}.id, {t}.x AS x FROM {rows_sql}"
+                f" WHERE {where_sql}) GROUP BY x"
+            )
+        try:
+            rows = self.db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:  # as in search
+            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        total = 0
+        counts: dict[str, Counter[str]] = {k: Counter() for k in keys}
+        for x, n in rows:
+            combo = self._carried_values(spec, int(x))
+            if all(matches(spec, combo, p) for p in outer):
+                total += n
+                for k in keys:
+                    for value in combo.get(k, ()):
+                        counts[k][value] += n
+        return Tally(total, {k: dict(c) for k, c in counts.items()})
+
+    def _carried_values(self, spec: CollectionSpec, x: int) -> dict[str, list[Any]]:
+        """A combination of carried values by key (read once, then kept)."""
+        found = self._combos.get((spec.name, x))
+        if found is None:
+            row = self.db.execute(
+                f"SELECT v FROM {_q(spec.name + '__x')} WHERE x=?", (x,)
+            ).fetchone()
+            found = dict(zip(spec.carry, json.loads(row[0]), strict=True))
+            self._combos[(spec.name, x)] = found
+        return found
 
     async def explain(self, collection: str, query: Query) -> str:
         spec = self.spec(collection)
@@ -569,19 +761,34 @@ class SQLiteStore(Store):
         return Record(c, p.id, version, deleted, now, json.loads(p.body))
 
     @staticmethod
+    def _combo(db: sqlite3.Connection, p: Prepared) -> int | None:
+        """The id of the record's combination of carried values (stored when new)."""
+        if not p.spec.carry:
+            return None
+        v = json.dumps([p.keys.get(k, []) for k in p.spec.carry], separators=(",", ":"))
+        table = _q(p.spec.name + "__x")
+        row = db.execute(f"SELECT x FROM {table} WHERE v=?", (v,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        return int(db.execute(f"INSERT INTO {table} (v) VALUES (?)", (v,)).lastrowid or 0)
+
+    @staticmethod
     def _index(db: sqlite3.Connection, p: Prepared) -> None:
         c = p.spec.name
+        x = SQLiteStore._combo(db, p)
         rows: list[tuple[Any, ...]] = []
         for key, values in p.keys.items():
             kind = p.spec.keys[key]
             for v in values:
                 if kind is KeyType.TEXT:
-                    rows.append((p.id, key, v, None, None))
+                    rows.append((p.id, key, v, None, None, x))
                 elif kind is KeyType.SPAN:
-                    rows.append((p.id, key, None, v[0], v[1]))
+                    rows.append((p.id, key, None, v[0], v[1], None))
                 else:
-                    rows.append((p.id, key, None, v, None))
-        db.executemany(f"INSERT INTO {_q(c + '__k')} VALUES (?,?,?,?,?)", rows)
+                    rows.append((p.id, key, None, v, None, None))
+        db.executemany(
+            f"INSERT INTO {_q(c + '__k')} (id, k, s, n, hi, x) VALUES (?,?,?,?,?,?)", rows
+        )
         db.executemany(
             f"INSERT INTO {_q(c + '__s')} VALUES (?,?,?,?)",
             [(p.id, k, lo, hi) for k, (lo, hi) in p.sort.items()],
@@ -719,6 +926,18 @@ def _join(word: str, empty: str, parts: list[Fragment]) -> Fragment:
         return empty, ()
     return "(" + f" {word} ".join(p[0] for p in parts) + ")", sum((p[1] for p in parts), ())
 
+
+# The keyset of a walk: the walked rows are aliased w.
+_WALK_KEYSET: KeysetOps[Fragment] = KeysetOps(
+    is_null=lambda c: (f"{c} IS NULL", ()),
+    not_null=lambda c: (f"{c} IS NOT NULL", ()),
+    eq=lambda c, v: (f"{c}=?", (v,)),
+    gt=lambda c, v: (f"{c}>?", (v,)),
+    lt=lambda c, v: (f"{c}<?", (v,)),
+    id_gt=lambda v: ("w.id>?", (v,)),
+    all_of=lambda xs: _join("AND", "1", xs),
+    any_of=lambda xs: _join("OR", "0", xs),
+)
 
 _SQL_KEYSET: KeysetOps[Fragment] = KeysetOps(
     is_null=lambda c: (f"{c} IS NULL", ()),

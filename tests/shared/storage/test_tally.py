@@ -4,6 +4,10 @@ each asked key how many matches hold it), on both adapters."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,17 +15,23 @@ import pytest
 from shared.storage import (
     AllOf,
     AnyOf,
+    CollectionSpec,
     Create,
+    Delete,
     Eq,
     In,
     InvalidQuery,
+    KeyType,
     Not,
     Predicate,
     Prefix,
+    Query,
     Range,
     Store,
     Tally,
     Update,
+    WriteOp,
+    open_store,
 )
 from shared.storage.keys import terms
 
@@ -90,7 +100,7 @@ async def test_no_match_gives_zero_and_no_values(people) -> None:
 
 
 async def test_without_keys_a_tally_is_a_count(people) -> None:
-    assert await people.tally([Prefix("name", "zh")], []) == Tally(2, {})
+    assert await people.tally([Prefix("name", "zh")], []) == Tally(3, {})
 
 
 async def test_follows_updates_and_deletes(people) -> None:
@@ -144,3 +154,122 @@ async def test_batches_are_never_half_counted(store: Store) -> None:
     assert all(len(s) == 1 and set(s.values()) == {10} for s in seen), [
         s for s in seen if len(s) != 1 or set(s.values()) != {10}
     ]
+
+
+# --- carried values (CollectionSpec.carry): the embedded store's fast tallies -------------
+
+
+def item_keys(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Index keys of a test item: words, a colour or two, a size, a state, a number."""
+    return {
+        "term": terms(body["text"]),
+        "color": body.get("colors"),
+        "size": body.get("size"),
+        "state": body["state"],
+        "n": body["n"],
+    }
+
+
+def item_spec(name: str, carry: tuple[str, ...]) -> CollectionSpec:
+    """Items, with or without carried keys (the same data either way)."""
+    return CollectionSpec(
+        name=name,
+        keys={
+            "term": KeyType.TEXT,
+            "color": KeyType.TEXT,
+            "size": KeyType.TEXT,
+            "state": KeyType.TEXT,
+            "n": KeyType.NUMBER,
+        },
+        extract=item_keys,
+        coarse=frozenset({"state", "size"}),
+        carry=carry,
+    )
+
+
+CARRIED = item_spec("carried", ("color", "size", "state"))
+PLAIN = item_spec("plain", ())
+WORDS = ["apple", "apricot", "banana", "cherry", "数学", "数字", "函数"]
+
+
+def items(count: int) -> list[dict[str, Any]]:
+    """Deterministic items: some words, colours (0-2), a size (or none), a state."""
+    r = random.Random(7)
+    out = []
+    for i in range(count):
+        colors = r.sample(["red", "green", "blue"], r.choice([0, 1, 1, 2]))
+        size = r.choice(["s", "m", "l", None])
+        out.append(
+            {
+                "text": " ".join(r.sample(WORDS, r.randint(1, 3))),
+                "colors": colors,
+                "size": size,
+                "state": r.choice(["published", "published", "draft"]),
+                "n": i % 7,
+            }
+        )
+    return out
+
+
+@pytest.fixture
+async def twins(tmp_path: Path) -> AsyncIterator[Store]:
+    """A SQLite store holding the same items in a carrying and a plain collection."""
+    async with open_store(f"sqlite:///{tmp_path}/twins.db", [CARRIED, PLAIN]) as s:
+        for chunk in range(0, 300, 100):
+            batch = items(300)[chunk : chunk + 100]
+            ops: list[WriteOp] = [Create(c, body) for c in ("carried", "plain") for body in batch]
+            await s.write(ops)
+        yield s
+
+
+TWIN_CASES: list[list[Predicate]] = [
+    [Eq("state", "published")],
+    [AllOf("term", ["apple"])],
+    [AllOf("term", ["apple", "banana"]), Eq("state", "published")],
+    [AllOf("term", terms("数学")), Eq("color", "red")],
+    [Prefix("term", "ap"), Eq("state", "published")],
+    [Prefix("term", "ap"), In("size", ["s", "m"]), Not(Eq("color", "blue"))],
+    [In("term", ["cherry", "函数"]), Eq("state", "draft")],
+    [AllOf("term", ["banana"]), Range("n", ge=3)],
+    [AllOf("term", ["banana"]), AnyOf([Eq("color", "red"), Eq("n", 2)])],
+    [Eq("size", "l"), AnyOf([Eq("state", "draft"), Eq("color", "green")])],
+    [AllOf("term", ["nothing"])],
+]
+
+
+@pytest.mark.parametrize("where", TWIN_CASES, ids=[repr(w)[:60] for w in TWIN_CASES])
+async def test_carried_tallies_agree_with_the_general_way(twins: Store, where) -> None:
+    keys = ["color", "size", "state"]
+    fast = await twins.tally("carried", where, keys)
+    slow = await twins.tally("plain", where, keys)
+    assert fast == slow
+    assert fast.total == await twins.count("carried", where)
+
+
+async def test_carried_tallies_follow_changes(twins: Store) -> None:
+    page = await twins.search("carried", Query(where=[Eq("state", "draft")], limit=1000))
+    for r in page.items[:20]:
+        await twins.write([Update("carried", r.id, {**r.body, "state": "published"})])
+    for r in page.items[20:30]:
+        await twins.write([Delete("carried", r.id)])
+    where: list[Predicate] = [Prefix("term", "a")]
+    fast = await twins.tally("carried", where, ["state", "color"])
+    assert fast.total == await twins.count("carried", where)
+    for state, n in fast.counts["state"].items():
+        assert n == await twins.count("carried", [*where, Eq("state", state)])
+
+
+async def test_a_store_filled_before_carrying_tallies_the_general_way(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    before = item_spec("items", ())
+    async with open_store(url, [before]) as s:
+        await s.write([Create("items", body) for body in items(50)])
+    after = item_spec("items", ("color", "size", "state"))
+    with caplog.at_level(logging.WARNING):
+        async with open_store(url, [after]) as s:
+            t = await s.tally("items", [Prefix("term", "ap")], ["color"])
+            assert t.total == await s.count("items", [Prefix("term", "ap")])
+            assert sum(t.counts["color"].values()) >= 1
+    assert "tallies take the general way" in caplog.text

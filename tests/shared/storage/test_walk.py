@@ -1,0 +1,163 @@
+"""The embedded store's walks (CollectionSpec.walk): a page sorted descending on a walked
+key is read in that order and must equal, page by page and cursor by cursor, what the
+general plan (every match found, then sorted) answers on the same data."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.storage import (
+    AllOf,
+    AnyOf,
+    CollectionSpec,
+    Create,
+    Delete,
+    Eq,
+    In,
+    KeyType,
+    Not,
+    Predicate,
+    Prefix,
+    Query,
+    Range,
+    Sort,
+    Store,
+    WriteOp,
+    open_store,
+)
+from shared.storage import sqlite as sqlite_store
+from shared.storage.keys import terms
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def keys(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Words, a state, a rank (some records have none), a date (some share one)."""
+    return {
+        "term": terms(body["text"]),
+        "state": body["state"],
+        "rank": body.get("rank"),
+        "date": datetime.fromisoformat(body["date"]) if body.get("date") else None,
+    }
+
+
+def spec(name: str, walk: tuple[str, ...]) -> CollectionSpec:
+    """The same collection, walked or not."""
+    return CollectionSpec(
+        name=name,
+        keys={
+            "term": KeyType.TEXT,
+            "state": KeyType.TEXT,
+            "rank": KeyType.NUMBER,
+            "date": KeyType.INSTANT,
+        },
+        extract=keys,
+        coarse=frozenset({"state"}),
+        walk=walk,
+    )
+
+
+WALKED = spec("walked", ("date", "rank"))
+PLAIN = spec("plain", ())
+WORDS = ["alpha", "beta", "gamma", "delta", "数学", "函数"]
+
+
+def bodies(count: int) -> list[dict[str, Any]]:
+    """Deterministic records; dates repeat (ties are ordered by id) and some are missing."""
+    r = random.Random(11)
+    out = []
+    for i in range(count):
+        date = START + timedelta(hours=r.randrange(count // 3))
+        out.append(
+            {
+                "text": " ".join(r.sample(WORDS, r.randint(1, 3))),
+                "state": r.choice(["published", "published", "draft"]),
+                "rank": r.choice([1, 2, 3, None]),
+                "date": None if i % 17 == 0 else date.isoformat(),
+            }
+        )
+    return out
+
+
+@pytest.fixture
+async def twins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
+    """Both collections with the same 400 records (ids too), walk thresholds made small."""
+    monkeypatch.setattr(sqlite_store, "WALK_MIN_DRIVER", 10)
+    monkeypatch.setattr(sqlite_store, "WALK_BUDGET", 120)
+    async with open_store(f"sqlite:///{tmp_path}/walk.db", [WALKED, PLAIN]) as s:
+        data = bodies(400)
+        for c in ("walked", "plain"):
+            ops: list[WriteOp] = [Create(c, b, id=f"r{i:04d}") for i, b in enumerate(data)]
+            await s.write(ops[:200])
+            await s.write(ops[200:])
+        yield s
+
+
+CASES: list[list[Predicate]] = [
+    [Eq("state", "published")],
+    [AllOf("term", ["alpha"])],
+    [AllOf("term", ["alpha", "beta"]), Eq("state", "published")],
+    [AllOf("term", terms("数学")), Not(Eq("state", "draft"))],
+    [Prefix("term", "ga"), In("rank", [1, 2])],
+    [AllOf("term", ["delta"]), AnyOf([Eq("rank", 3), Eq("state", "draft")])],
+    [AllOf("term", ["gamma"]), Range("date", ge=START + timedelta(hours=50))],
+    [Eq("state", "draft"), AllOf("term", ["beta", "gamma", "delta"])],  # sparse: budget runs out
+]
+
+
+async def pages(store: Store, collection: str, query: Query) -> list[list[str]]:
+    """Every page of a query, following cursors."""
+    out: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        page = await store.search(collection, dataclasses.replace(query, cursor=cursor))
+        out.append([r.id for r in page.items])
+        cursor = page.next_cursor
+        if cursor is None or len(out) > 1000:
+            return out
+
+
+@pytest.mark.parametrize("where", CASES, ids=[repr(w)[:60] for w in CASES])
+@pytest.mark.parametrize("key", ["date", "rank"])
+@pytest.mark.parametrize("limit", [1, 7, 50])
+async def test_walked_pages_equal_sorted_pages(twins: Store, where, key, limit) -> None:
+    query = Query(where=where, sort=[Sort(key, descending=True)], limit=limit)
+    walked = await pages(twins, "walked", query)
+    assert walked == await pages(twins, "plain", query)
+    assert sum(len(p) for p in walked) == await twins.count("walked", where)
+
+
+async def test_walks_are_taken_and_fall_back(twins: Store, monkeypatch) -> None:
+    """The walk answers dense queries itself; a sparse one falls back to the general plan."""
+    walks: list[bool] = []
+    walk = sqlite_store.SQLiteStore._walk
+
+    def spy(self: Any, spec: CollectionSpec, query: Query) -> Any:
+        rows = walk(self, spec, query)
+        walks.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(sqlite_store.SQLiteStore, "_walk", spy)
+    sort = [Sort("date", descending=True)]
+    await twins.search("walked", Query(where=[Eq("state", "published")], sort=sort, limit=5))
+    await twins.search("walked", Query(where=CASES[-1], sort=sort, limit=5))
+    assert walks == [True, False]
+
+
+async def test_walks_see_changes(twins: Store) -> None:
+    query = Query(where=[AllOf("term", ["alpha"])], sort=[Sort("date", descending=True)])
+    first = (await twins.search("walked", query)).items
+    for c in ("walked", "plain"):
+        await twins.write([Delete(c, r.id) for r in first[:3]])
+        await twins.write(
+            [Create(c, {**first[5].body, "date": "2030-01-01T00:00:00+00:00"}, id="new")]
+        )
+    assert await pages(twins, "walked", query) == await pages(twins, "plain", query)
+    assert (await twins.search("walked", query)).items[0].id == "new"
