@@ -26,6 +26,7 @@ writes the resources straight into the education service's store.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -67,7 +68,7 @@ from bench.loadgen.vegeta import Target
 from bench.registry_data import FEMALE_GIVEN, MALE_GIVEN, SURNAMES
 from bench.service_bench import code_hash, write_batches
 from services.education.demo import TEACHER_SUB
-from services.education.repository import RESOURCES, make_store, resource_keys
+from services.education.repository import RESOURCES, SPECS, make_store, resource_keys
 from services.education.schemas import ResourceIn
 from services.education.vocab import LEVELS, SUBJECTS, TYPES
 from shared.storage import Create, RecordNotFound, Store, WriteOp
@@ -409,10 +410,22 @@ STORED_BY = ("shared/storage/*.py",)
 _SAMPLE = 64
 
 
+def _spec() -> str:
+    """The resources' collection spec as text: keys, and what the store keeps beside them
+    (e.g. values carried on key rows, which only a store loaded after they were declared has)."""
+    spec = next(s for s in SPECS if s.name == RESOURCES)
+    described = {}
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if not callable(value):
+            described[f.name] = sorted(value) if isinstance(value, frozenset) else value
+    return json.dumps(described, sort_keys=True, default=str)
+
+
 def fingerprint(data: Catalogue) -> str:
-    """A hash of what a sample of documents and their index keys are, and of the storage
-    code: a change of either makes a stored data set stale."""
-    digest = hashlib.sha256(code_hash(STORED_BY).encode())
+    """A hash of what a sample of documents and their index keys are, of the resources'
+    collection spec, and of the storage code: a change of any makes a stored data set stale."""
+    digest = hashlib.sha256(code_hash(STORED_BY).encode() + _spec().encode())
     for i in range(0, data.size, max(1, data.size // _SAMPLE)):
         document = data.document(i)
         item = {"document": document, "keys": resource_keys(document)}
