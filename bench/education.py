@@ -53,6 +53,7 @@ from bench.loadgen.vegeta import Attack, Stats, install, write_targets
 from bench.service_bench import (
     HEAD,
     Attacker,
+    Contention,
     Measured,
     Scenario,
     add_run_args,
@@ -216,6 +217,7 @@ class Run:
     attack: Attack
     results: Measured
     profiled: Profiled | None = None
+    contention: str = ""
 
 
 def attacker(
@@ -285,6 +287,7 @@ def section(args: argparse.Namespace, command: str, data: Catalogue, run: Run) -
         f"- matches per search ({MATCH_SAMPLE} of each scenario's queries, as the public):"
         f" {describe_matches(run.found)}",
         *run_lines(args, command, run.attack)[1:],
+        run.contention,
         "- auth: three quarters of the requests as the public (no token), a quarter as a"
         " citizen (token signed with the dev issuer's key); every search asks for facet"
         " counts (subject, level, type, language, license; the API's default) and a first"
@@ -342,11 +345,14 @@ def main(argv: list[str]) -> int:
             ensure_loaded(data, f"sqlite:///{home / 'education.db'}", home, args.batch)
             return 0
         args.load_before = os.getloadavg()[0]
+        contention = Contention.start()
         try:
             run = measure(args, data, home)
         except LoadError as exc:
             console.print(f"[red]{exc}[/red]\n(`--reload` discards the stored data set)")
             return 1
+        run.contention = contention.line()
+        console.print(run.contention.removeprefix("- "))
     command = "python -m bench.education" + (" " + " ".join(argv) if argv else "")
     console.print()
     console.print(render(run.results, f"Education benchmark: {run.counted[0]:,} resources"))

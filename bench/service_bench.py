@@ -167,6 +167,45 @@ def code_line(paths: Sequence[str]) -> str:
     return f"- code: commit {head} with local changes to " + ", ".join(f"`{c}`" for c in changed)
 
 
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy since boot (Linux /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    """CPU seconds of this process and its finished children (the service, vegeta)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+@dataclass(frozen=True)
+class Contention:
+    """How much CPU other processes took while a run went on: the machine's busy time
+    minus the run's own (its children's once they have exited and been waited for)."""
+
+    busy: float
+    own: float
+    wall: float
+
+    @classmethod
+    def start(cls) -> Contention:
+        """Start counting."""
+        return cls(_busy_seconds(), _own_seconds(), time.monotonic())
+
+    def line(self) -> str:
+        """The report's line (call once the service and vegeta have exited)."""
+        wall = time.monotonic() - self.wall
+        others = max(0.0, (_busy_seconds() - self.busy) - (_own_seconds() - self.own))
+        share = others / max(wall * (os.cpu_count() or 1), 0.001)
+        return (
+            f"- other processes while it ran: {others:,.0f} CPU-seconds of the"
+            f" {wall * (os.cpu_count() or 1):,.0f} the cores had in {wall:,.0f} s"
+            f" ({100 * share:.0f} %; above a few %, they competed with the service and vegeta)"
+        )
+
+
 def run_lines(args: argparse.Namespace, command: str, run: Attack) -> list[str]:
     """The command, machine and load lines of a results section (Markdown)."""
     return [
