@@ -22,7 +22,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from opentelemetry import trace
 
-from shared.storage.codec import TOP, from_micros, matches, micros, stored
+from shared.storage import sqlite_carry as carry
+from shared.storage.codec import TOP, from_micros, micros, stored
 from shared.storage.errors import (
     AlreadyExists,
     InvalidQuery,
@@ -163,10 +164,8 @@ class SQLiteStore(Store):
         self._queue: deque[_QueuedWrite] = deque()
         self._queue_lock = threading.Lock()
         self._draining = False
-        # Collections whose every text key row carries its record's `carry` values, and
-        # the decoded value combinations by id (ids are never reused: combos stay).
+        # Collections whose every text key row carries its record's `carry` values.
         self._carried: set[str] = set()
-        self._combos: dict[tuple[str, int], dict[str, list[Any]]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -182,10 +181,9 @@ class SQLiteStore(Store):
                 " type TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL,"
                 " at INTEGER NOT NULL)"
             )
-            db.execute("CREATE TABLE IF NOT EXISTS _carry (c TEXT PRIMARY KEY, keys TEXT NOT NULL)")
             for spec in self.specs.values():
                 self._create_tables(db, spec)
-                if self._carry_ready(db, spec):
+                if carry.ready(db, spec):
                     self._carried.add(spec.name)
         self._db = db
         if self.path != ":memory:":
@@ -233,10 +231,6 @@ class SQLiteStore(Store):
             f"CREATE TABLE IF NOT EXISTS {_q(c + '__u')} (k TEXT NOT NULL, v TEXT NOT NULL,"
             " id TEXT NOT NULL, PRIMARY KEY (k, v)) WITHOUT ROWID",
             f"CREATE INDEX IF NOT EXISTS {_q(c + '__u_id')} ON {_q(c + '__u')} (id)",
-            # Carried values (CollectionSpec.carry): each distinct combination once, the
-            # key rows point at it (x); the partial index groups a key's range by it.
-            f"CREATE TABLE IF NOT EXISTS {_q(c + '__x')} (x INTEGER PRIMARY KEY,"
-            " v TEXT NOT NULL UNIQUE)",
         ):
             db.execute(stmt)
         for key in spec.walk:
@@ -245,38 +239,7 @@ class SQLiteStore(Store):
                 f"CREATE INDEX IF NOT EXISTS {_q(c + '__s_w_' + key)} ON {_q(c + '__s')}"
                 f" (k, hi DESC, id) WHERE k='{key}'"
             )
-        columns = {row[1] for row in db.execute(f"PRAGMA table_info({_q(c + '__k')})")}
-        if "x" not in columns:  # a store created before carried values
-            db.execute(f"ALTER TABLE {_q(c + '__k')} ADD COLUMN x INTEGER")
-        db.execute(
-            f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_x')} ON {_q(c + '__k')} (k, s, x, id)"
-            " WHERE x IS NOT NULL"
-        )
-
-    @staticmethod
-    def _carry_ready(db: sqlite3.Connection, spec: CollectionSpec) -> bool:
-        """Whether every key row of the collection carries the values `spec.carry` names:
-        it does when the collection was empty when these keys were first carried. A store
-        filled before (or with other keys) keeps answering tallies the general way."""
-        wanted = json.dumps(list(spec.carry))
-        row = db.execute("SELECT keys FROM _carry WHERE c=?", (spec.name,)).fetchone()
-        if row is not None and row[0] == wanted:
-            return bool(spec.carry)
-        empty = db.execute(f"SELECT 1 FROM {_q(spec.name + '__k')} LIMIT 1").fetchone() is None
-        if not empty:
-            if spec.carry:
-                log.warning(
-                    "%s was filled before its keys %s were carried: tallies take the general"
-                    " way (load it again for the fast one)",
-                    spec.name,
-                    ", ".join(spec.carry),
-                )
-            return False
-        db.execute(
-            "INSERT INTO _carry (c, keys) VALUES (?, ?) ON CONFLICT(c) DO UPDATE SET keys=?",
-            (spec.name, wanted, wanted),
-        )
-        return bool(spec.carry)
+        carry.create(db, spec)
 
     async def close(self) -> None:
         if self._write_thread is not None:
@@ -494,27 +457,38 @@ class SQLiteStore(Store):
         if many < WALK_MIN_DRIVER:
             return None
         key = query.sort[0].key
+        index = _q(spec.name + "__s_w_" + key)
         # A literal, not a parameter: the planner must see that the partial index applies
-        # (key names are checked to be letters, digits and _:-).
+        # (key names are checked to be letters, digits and _:-). Bounds are ranges on hi
+        # (which the index seeks) minus the ties on the wrong side of the id.
+        walked = f"{_q(spec.name + '__s')} w INDEXED BY {index}"
         conds: list[Fragment] = [(f"w.k='{key}'", ())]
         if query.cursor:
             values, last_id = decode_cursor(spec.name, query.sort, query.cursor)
             if values[0] is None:  # past the keyed records
                 return None
-            cond, cargs = after([("w.hi", True)], values, last_id, _WALK_KEYSET)
-            conds.append((cond, tuple(cargs)))
-        inner, inner_args = _join("AND", "1", conds)
-        checks, check_args = _join("AND", "1", [plan.check(p, "c.id") for p in query.where])
-        index = _q(spec.name + "__s_w_" + key)
+            v = values[0]
+            conds.append(("w.hi<=? AND NOT (w.hi=? AND w.id<=?)", (v, v, last_id)))
+        bound, bound_args = _join("AND", "1", conds)
+        # The budget: where the walk stops (the WALK_BUDGET-th entry), if it is that long.
+        end = self.db.execute(
+            f"SELECT w.hi, w.id FROM {walked} WHERE {bound}"
+            f" ORDER BY w.hi DESC, w.id ASC LIMIT 1 OFFSET {WALK_BUDGET - 1}",
+            bound_args,
+        ).fetchone()
+        if end is not None:
+            conds.append(("w.hi>=? AND NOT (w.hi=? AND w.id>?)", (end[0], end[0], end[1])))
+        conds += [plan.check(p, "w.id") for p in query.where]
+        where_sql, where_args = _join("AND", "1", conds)
+        # Bodies are read for the page only, after the checks.
         sql = (
-            "SELECT d.id, d.version, d.deleted, d.updated_at, d.body, c.hi FROM"
-            f" (SELECT w.id AS id, w.hi AS hi FROM {_q(spec.name + '__s')} w INDEXED BY"
-            f" {index} WHERE {inner} ORDER BY w.hi DESC, w.id ASC LIMIT {WALK_BUDGET}) c"
-            f" JOIN {_q(spec.name)} d ON d.id=c.id WHERE {checks}"
-            f" ORDER BY c.hi DESC, c.id ASC LIMIT ?"
+            "SELECT d.id, d.version, d.deleted, d.updated_at, d.body, p.hi FROM"
+            f" (SELECT w.id AS id, w.hi AS hi FROM {walked} WHERE {where_sql}"
+            " ORDER BY w.hi DESC, w.id ASC LIMIT ?) p"
+            f" JOIN {_q(spec.name)} d ON d.id=p.id ORDER BY p.hi DESC, p.id ASC"
         )
         try:
-            rows = self.db.execute(sql, [*inner_args, *check_args, query.limit + 1]).fetchall()
+            rows = self.db.execute(sql, [*where_args, query.limit + 1]).fetchall()
         except sqlite3.Error as exc:
             raise InvalidQuery(f"query cannot be run: {exc}") from exc
         return rows if len(rows) > query.limit else None
@@ -569,69 +543,80 @@ class SQLiteStore(Store):
     def _carried_tally(
         self, spec: CollectionSpec, where: Sequence[Predicate], keys: Sequence[str]
     ) -> Tally | None:
-        """The tally from carried values (CollectionSpec.carry), or None where it does not
-        apply. One text predicate drives: its range of the (k, s, x, id) index, grouped by
-        the combination of carried values each row holds, so no match is sought one by
-        one. Predicates on other keys are checked per row as in a search; predicates on
-        carried keys only are decided per combination here, like the counts."""
+        """The tally from carried values (shared/storage/sqlite_carry.py), or None where
+        they do not apply: a key not carried, or no positive predicate to start from."""
         if spec.name not in self._carried or not set(keys) <= set(spec.carry):
             return None
-        carry = set(spec.carry)
-        outer = [p for p in where if predicate_keys(p) <= carry]
-        inner = [p for p in where if not predicate_keys(p) <= carry]
+        carried = set(spec.carry)
+        outer = [p for p in where if predicate_keys(p) <= carried]
+        inner = [p for p in where if not predicate_keys(p) <= carried]
+        if not any(isinstance(p, Eq | In | Prefix | AllOf | AnyOf) for p in outer + inner):
+            return None  # only negations: the general way finds the live records
         drivers = [
             (m, p)
-            for p in (*inner, *outer)
+            for p in inner
             if isinstance(p, Eq | In | Prefix | AllOf) and spec.keys[p.key] is KeyType.TEXT
             for m in self._matchers(spec, p)
         ]
-        if not drivers:
+        if inner and not drivers:
             return None
-        # The best kind first; among equals, one that is not carried (a text term rather
-        # than the state every record has).
-        (first, driver), *_ = sorted(drivers, key=lambda d: (d[0].rank, d[1] in outer))
+        db = self.db
+        db.execute("BEGIN")  # one snapshot for the bits and the counts
+        try:
+            if not carry.usable(db, spec):
+                return None
+            known = carry.bits(db, spec)
+            if drivers:
+                groups, args = self._carried_groups(spec, inner, drivers, outer, known)
+            else:  # carried keys only: the maintained counts
+                kept = " AND ".join(carry.condition(p, known, "x") for p in outer)
+                groups, args = f"SELECT x, n FROM {_q(spec.name + '__xn')} WHERE n>0 AND {kept}", []
+            columns, pairs = carry.sums(keys, known)
+            row = db.execute(f"SELECT {columns} FROM ({groups})", args).fetchone()
+        except sqlite3.Error as exc:  # as in search
+            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        finally:
+            db.execute("COMMIT")
+        counts: dict[str, dict[str, int]] = {k: {} for k in keys}
+        for (key, value), n in zip(pairs, row[1:], strict=True):
+            if n:
+                counts[key][value] = int(n)
+        return Tally(int(row[0] or 0), counts)
+
+    def _carried_groups(
+        self,
+        spec: CollectionSpec,
+        inner: Sequence[Predicate],
+        drivers: Sequence[tuple[Matcher, Predicate]],
+        outer: Sequence[Predicate],
+        known: carry.Bits,
+    ) -> tuple[str, list[Any]]:
+        """Matches grouped by their carried bits: the driving predicate's range of the
+        (k, s, x, id) index, the other non-carried predicates checked per row, the carried
+        ones (`outer`) tested on the row's bits."""
+        first, driver = min(drivers, key=lambda d: d[0].rank)
         plan = _Plan(spec, self._matchers)
         t = plan.alias("t")
-        conds: list[Fragment] = [(first.cond.format(t=t), first.args), (f"{t}.x IS NOT NULL", ())]
+        conds: list[Fragment] = [
+            (first.cond.format(t=t), first.args),
+            (f"{t}.x IS NOT NULL AND {t}.s IS NOT NULL", ()),
+            *((carry.condition(p, known, f"{t}.x"), ()) for p in outer),
+        ]
         for p in inner:
             if isinstance(p, Not | AnyOf):
                 conds.append(plan.check(p, f"{t}.id"))
             else:
                 conds += [plan.exists(m, f"{t}.id") for m in self._matchers(spec, p) if m != first]
         where_sql, args = _join("AND", "1", conds)
-        rows_sql = f"{_q(spec.name + '__k')} {t} INDEXED BY {_q(spec.name + '__k_x')}"
+        rows = f"{_q(spec.name + '__k')} {t} INDEXED BY {_q(spec.name + '__k_x')}"
         if isinstance(driver, Eq | AllOf):  # one row per record
-            sql = f"SELECT {t}.x, count(*) FROM {rows_sql} WHERE {where_sql} GROUP BY {t}.x"
+            sql = f"SELECT {t}.x AS x, count(*) AS n FROM {rows} WHERE {where_sql} GROUP BY {t}.x"
         else:  # several values of a record may match: each record once
             sql = (
-                f"SELECT x, count(*) FROM (SELECT DISTINCT {t}.id, {t}.x AS x FROM {rows_sql}"
+                f"SELECT x, count(*) AS n FROM (SELECT DISTINCT {t}.id, {t}.x AS x FROM {rows}"
                 f" WHERE {where_sql}) GROUP BY x"
             )
-        try:
-            rows = self.db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:  # as in search
-            raise InvalidQuery(f"query cannot be run: {exc}") from exc
-        total = 0
-        counts: dict[str, Counter[str]] = {k: Counter() for k in keys}
-        for x, n in rows:
-            combo = self._carried_values(spec, int(x))
-            if all(matches(spec, combo, p) for p in outer):
-                total += n
-                for k in keys:
-                    for value in combo.get(k, ()):
-                        counts[k][value] += n
-        return Tally(total, {k: dict(c) for k, c in counts.items()})
-
-    def _carried_values(self, spec: CollectionSpec, x: int) -> dict[str, list[Any]]:
-        """A combination of carried values by key (read once, then kept)."""
-        found = self._combos.get((spec.name, x))
-        if found is None:
-            row = self.db.execute(
-                f"SELECT v FROM {_q(spec.name + '__x')} WHERE x=?", (x,)
-            ).fetchone()
-            found = dict(zip(spec.carry, json.loads(row[0]), strict=True))
-            self._combos[(spec.name, x)] = found
-        return found
+        return sql, list(args)
 
     async def explain(self, collection: str, query: Query) -> str:
         spec = self.spec(collection)
@@ -750,6 +735,8 @@ class SQLiteStore(Store):
                 f"UPDATE {_q(c)} SET version=?, deleted=?, updated_at=?, body=? WHERE id=?",
                 (version, int(p.op == "delete"), at, p.body, p.id),
             )
+            if p.spec.carry:
+                carry.forget(db, p.spec, p.id)
             for table in ("__k", "__s", "__u"):
                 db.execute(f"DELETE FROM {_q(c + table)} WHERE id=?", (p.id,))
         deleted = p.op == "delete"
@@ -761,21 +748,11 @@ class SQLiteStore(Store):
         return Record(c, p.id, version, deleted, now, json.loads(p.body))
 
     @staticmethod
-    def _combo(db: sqlite3.Connection, p: Prepared) -> int | None:
-        """The id of the record's combination of carried values (stored when new)."""
-        if not p.spec.carry:
-            return None
-        v = json.dumps([p.keys.get(k, []) for k in p.spec.carry], separators=(",", ":"))
-        table = _q(p.spec.name + "__x")
-        row = db.execute(f"SELECT x FROM {table} WHERE v=?", (v,)).fetchone()
-        if row is not None:
-            return int(row[0])
-        return int(db.execute(f"INSERT INTO {table} (v) VALUES (?)", (v,)).lastrowid or 0)
-
-    @staticmethod
     def _index(db: sqlite3.Connection, p: Prepared) -> None:
         c = p.spec.name
-        x = SQLiteStore._combo(db, p)
+        x = carry.encode(db, p.spec, p.keys) if p.spec.carry and p.keys else None
+        if x is not None:
+            carry.remember(db, p.spec, p.id, x)
         rows: list[tuple[Any, ...]] = []
         for key, values in p.keys.items():
             kind = p.spec.keys[key]
@@ -926,18 +903,6 @@ def _join(word: str, empty: str, parts: list[Fragment]) -> Fragment:
         return empty, ()
     return "(" + f" {word} ".join(p[0] for p in parts) + ")", sum((p[1] for p in parts), ())
 
-
-# The keyset of a walk: the walked rows are aliased w.
-_WALK_KEYSET: KeysetOps[Fragment] = KeysetOps(
-    is_null=lambda c: (f"{c} IS NULL", ()),
-    not_null=lambda c: (f"{c} IS NOT NULL", ()),
-    eq=lambda c, v: (f"{c}=?", (v,)),
-    gt=lambda c, v: (f"{c}>?", (v,)),
-    lt=lambda c, v: (f"{c}<?", (v,)),
-    id_gt=lambda v: ("w.id>?", (v,)),
-    all_of=lambda xs: _join("AND", "1", xs),
-    any_of=lambda xs: _join("OR", "0", xs),
-)
 
 _SQL_KEYSET: KeysetOps[Fragment] = KeysetOps(
     is_null=lambda c: (f"{c} IS NULL", ()),

@@ -252,11 +252,28 @@ async def test_carried_tallies_follow_changes(twins: Store) -> None:
         await twins.write([Update("carried", r.id, {**r.body, "state": "published"})])
     for r in page.items[20:30]:
         await twins.write([Delete("carried", r.id)])
-    where: list[Predicate] = [Prefix("term", "a")]
-    fast = await twins.tally("carried", where, ["state", "color"])
-    assert fast.total == await twins.count("carried", where)
-    for state, n in fast.counts["state"].items():
-        assert n == await twins.count("carried", [*where, Eq("state", state)])
+    for where in ([Prefix("term", "a")], [Eq("size", "m")], [In("state", ["draft", "x"])]):
+        fast = await twins.tally("carried", where, ["state", "color"])
+        assert fast.total == await twins.count("carried", where)
+        for state, n in fast.counts["state"].items():
+            assert n == await twins.count("carried", [*where, Eq("state", state)])
+        for color, n in fast.counts["color"].items():
+            assert n == await twins.count("carried", [*where, Eq("color", color)])
+
+
+async def test_past_63_carried_values_tallies_take_the_general_way(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_store(f"sqlite:///{tmp_path}/many.db", [CARRIED]) as s:
+        many = [{**body, "size": f"size-{i}"} for i, body in enumerate(items(70))]
+        with caplog.at_level(logging.WARNING):
+            for body in many:
+                await s.write([Create("carried", body)])
+        assert "more than 63 carried values" in caplog.text
+        for where in ([Eq("state", "published")], [Prefix("term", "ap")]):
+            t = await s.tally("carried", where, ["size", "color"])
+            assert t.total == await s.count("carried", where)
+            assert sum(t.counts["size"].values()) == t.total  # one size each
 
 
 async def test_a_store_filled_before_carrying_tallies_the_general_way(

@@ -1,0 +1,186 @@
+"""Carried values of the embedded store (CollectionSpec.carry): the counts of a faceted
+search without seeking each match.
+
+Every value of a carried key (a catalogue's state, subject, level, ...) gets one bit of a
+63-bit integer the first time it is written (`<c>__xd`: key, value -> bit). A record's
+bits (`x`, the OR of its carried values' bits) ride along on each of its text key rows,
+with a partial index `(k, s, x, id)`, and are kept per record (`<c>__xr`) so a change
+can take them back; `<c>__xn` counts the live records per distinct `x`, maintained in the
+same transaction as every write.
+
+A tally whose keys are all carried is then:
+- with a predicate on other keys (the search text): one range of the driving predicate's
+  index rows, grouped by `x`, the other non-carried predicates checked per row;
+- with predicates on carried keys only (a catalogue browsed by its filters): a read of
+  `<c>__xn`, however many records match.
+Either way, predicates on carried keys are bit tests on `x`, and the counts per value are
+sums over the groups, all in SQL. If a collection ever needs a 64th carried value, it is
+marked `overflow` and tallies take the general way from then on (until loaded again);
+likewise a collection that held records before its keys were first carried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shared.storage.query import AllOf, AnyOf, Eq, In, Not, Predicate, Prefix
+from shared.storage.schema import CollectionSpec
+
+log = logging.getLogger(__name__)
+
+BITS = 63  # bits 0..62 of a signed 64-bit integer
+ENCODING = "bits-1"  # what `_carry` records: a stored encoding of another kind is not used
+Bits = Mapping[tuple[str, str], int]  # (key, value) -> bit
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def create(db: sqlite3.Connection, spec: CollectionSpec) -> None:
+    """The carry tables of a collection, and the x column of its key rows."""
+    c = spec.name
+    db.execute("CREATE TABLE IF NOT EXISTS _carry (c TEXT PRIMARY KEY, keys TEXT NOT NULL)")
+    columns = {row[1] for row in db.execute(f"PRAGMA table_info({_q(c + '__k')})")}
+    if "x" not in columns:  # a store created before carried values
+        db.execute(f"ALTER TABLE {_q(c + '__k')} ADD COLUMN x INTEGER")
+    if not spec.carry:
+        return
+    for stmt in (
+        f"CREATE TABLE IF NOT EXISTS {_q(c + '__xd')} (k TEXT NOT NULL, s TEXT NOT NULL,"
+        " bit INTEGER NOT NULL, PRIMARY KEY (k, s)) WITHOUT ROWID",
+        f"CREATE TABLE IF NOT EXISTS {_q(c + '__xr')} (id TEXT PRIMARY KEY,"
+        " x INTEGER NOT NULL) WITHOUT ROWID",
+        f"CREATE TABLE IF NOT EXISTS {_q(c + '__xn')} (x INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_x')} ON {_q(c + '__k')} (k, s, x, id)"
+        " WHERE x IS NOT NULL AND s IS NOT NULL",
+    ):
+        db.execute(stmt)
+
+
+def _wanted(spec: CollectionSpec) -> str:
+    return json.dumps({"keys": list(spec.carry), "encoding": ENCODING})
+
+
+def ready(db: sqlite3.Connection, spec: CollectionSpec) -> bool:
+    """Whether every record of the collection carries its `spec.carry` values: it does
+    when the collection was empty when these keys were first carried this way."""
+    if not spec.carry:
+        return False
+    wanted = _wanted(spec)
+    row = db.execute("SELECT keys FROM _carry WHERE c=?", (spec.name,)).fetchone()
+    if row is not None and row[0] == wanted:
+        return True
+    if row is not None and row[0] == "overflow":
+        return False
+    if db.execute(f"SELECT 1 FROM {_q(spec.name + '__k')} LIMIT 1").fetchone() is not None:
+        log.warning(
+            "%s was filled before its keys %s were carried: tallies take the general way"
+            " (load it again for the fast one)",
+            spec.name,
+            ", ".join(spec.carry),
+        )
+        return False
+    db.execute(
+        "INSERT INTO _carry (c, keys) VALUES (?, ?) ON CONFLICT(c) DO UPDATE SET keys=?",
+        (spec.name, wanted, wanted),
+    )
+    return True
+
+
+def usable(db: sqlite3.Connection, spec: CollectionSpec) -> bool:
+    """Still ready (no overflow since the store opened)."""
+    row = db.execute("SELECT keys FROM _carry WHERE c=?", (spec.name,)).fetchone()
+    return row is not None and row[0] == _wanted(spec)
+
+
+def bits(db: sqlite3.Connection, spec: CollectionSpec) -> dict[tuple[str, str], int]:
+    """The collection's value bits."""
+    rows = db.execute(f"SELECT k, s, bit FROM {_q(spec.name + '__xd')}").fetchall()
+    return {(k, s): int(b) for k, s, b in rows}
+
+
+def encode(
+    db: sqlite3.Connection, spec: CollectionSpec, keys: Mapping[str, list[Any]]
+) -> int | None:
+    """A record's bits (new values get the next free bit), or None once out of bits."""
+    known = bits(db, spec)
+    x = 0
+    for key in spec.carry:
+        for value in keys.get(key, ()):
+            bit = known.get((key, value))
+            if bit is None:
+                bit = len(known)
+                if bit >= BITS:
+                    db.execute("UPDATE _carry SET keys='overflow' WHERE c=?", (spec.name,))
+                    log.warning(
+                        "%s has more than %d carried values: tallies take the general way",
+                        spec.name,
+                        BITS,
+                    )
+                    return None
+                db.execute(
+                    f"INSERT INTO {_q(spec.name + '__xd')} VALUES (?,?,?)", (key, value, bit)
+                )
+                known = {**known, (key, value): bit}
+            x |= 1 << bit
+    return x
+
+
+def forget(db: sqlite3.Connection, spec: CollectionSpec, id: str) -> None:
+    """Take a record's bits out of the counts (before its key rows are replaced)."""
+    row = db.execute(f"SELECT x FROM {_q(spec.name + '__xr')} WHERE id=?", (id,)).fetchone()
+    if row is None:
+        return
+    db.execute(f"UPDATE {_q(spec.name + '__xn')} SET n=n-1 WHERE x=?", (row[0],))
+    db.execute(f"DELETE FROM {_q(spec.name + '__xr')} WHERE id=?", (id,))
+
+
+def remember(db: sqlite3.Connection, spec: CollectionSpec, id: str, x: int) -> None:
+    """Count a record with key rows under its bits."""
+    db.execute(f"INSERT INTO {_q(spec.name + '__xr')} VALUES (?,?)", (id, x))
+    db.execute(
+        f"INSERT INTO {_q(spec.name + '__xn')} VALUES (?,1) ON CONFLICT(x) DO UPDATE SET n=n+1",
+        (x,),
+    )
+
+
+def condition(pred: Predicate, known: Bits, col: str) -> str:
+    """A predicate on carried keys only, as a test of the bits in `col` (literals only:
+    bits are ours, never client text)."""
+    if isinstance(pred, Not):
+        return f"NOT ({condition(pred.pred, known, col)})"
+    if isinstance(pred, AnyOf):
+        return "(" + " OR ".join(condition(p, known, col) for p in pred.preds) + ")"
+    if isinstance(pred, Eq):
+        wanted = [known.get((pred.key, str(pred.value)))]
+    elif isinstance(pred, In):
+        wanted = [known.get((pred.key, str(v))) for v in pred.values]
+    elif isinstance(pred, Prefix):
+        wanted = [b for (k, s), b in known.items() if k == pred.key and s.startswith(pred.value)]
+    elif isinstance(pred, AllOf):
+        needed = [known.get((pred.key, v)) for v in pred.values]
+        if any(b is None for b in needed):
+            return "0"
+        mask = sum(1 << b for b in set(needed) if b is not None)
+        return f"({col} & {mask}) = {mask}"
+    else:  # ranges and spans are not on text keys
+        raise TypeError(f"not a predicate on carried keys: {pred!r}")
+    mask = sum(1 << b for b in set(wanted) if b is not None)
+    return f"({col} & {mask}) != 0" if mask else "0"
+
+
+def sums(keys: Sequence[str], known: Bits) -> tuple[str, list[tuple[str, str]]]:
+    """The SELECT list summing `n` over groups of `x`: the total, then one sum per known
+    value of each key; and those (key, value) pairs in column order."""
+    columns = ["sum(n)"]
+    pairs: list[tuple[str, str]] = []
+    for (key, value), bit in sorted(known.items(), key=lambda kv: kv[1]):
+        if key in keys:
+            columns.append(f"sum(CASE WHEN (x & {1 << bit}) != 0 THEN n ELSE 0 END)")
+            pairs.append((key, value))
+    return ", ".join(columns), pairs
