@@ -182,6 +182,10 @@ SPECS = [
         # Few values each, shared by many resources: never the key a search is driven by
         # while the text or a narrower filter can be.
         coarse=frozenset({"state", "subject", "level", "type", "language", "license"}),
+        # Facet counts group the rows of the search text by these (SQLite; docs/storage.md).
+        carry=("state", "subject", "level", "type", "language", "license"),
+        # Newest first is read in date order, stopping at a page (docs/storage.md, "Walks").
+        walk=("date",),
         max_doc_bytes=128 * 1024,
     ),
     CollectionSpec(

@@ -37,7 +37,7 @@ from services.education.repository import RESOURCES, EducationRepository, field_
 from services.education.vocab import FACETS
 from shared.errors import BadRequest, Unprocessable
 from shared.storage import AllOf, Eq, In, Predicate, Prefix, Query, Range, Record, Sort, Tally
-from shared.storage.keys import fold, terms
+from shared.storage.keys import fold, is_cjk, terms, words
 
 SortOrder = Literal["relevance", "newest", "oldest"]
 MAX_QUERY_TERMS = 32
@@ -95,28 +95,32 @@ def parse_text(q: str) -> TextQuery:
 
 
 def score(record: Record, text: TextQuery) -> int:
-    """The relevance of a candidate (see the module docstring)."""
-    per_field = {
-        name: [set(terms(v)) | set(fold(v)) for v in values]
-        for name, values in field_texts(record.body).items()
-    }
+    """The relevance of a candidate (see the module docstring). Each field text is folded
+    once: a CJK term (bigram or character) occurs where it is a substring of the folded
+    text, a word where it is one of the text's words (a lone letter anywhere), a prefix
+    where a word starts with it."""
+    fields = {name: [fold(v) for v in values] for name, values in field_texts(record.body).items()}
+    found: dict[str, set[str]] = {}
+
+    def words_of(name: str) -> set[str]:
+        if name not in found:
+            found[name] = {w for f in fields[name] for w in words(f)}
+        return found[name]
+
+    def holds(name: str, term: str) -> bool:
+        if is_cjk(term) or len(term) == 1:
+            return any(term in f for f in fields[name])
+        return term in words_of(name)
+
     total = 0
     for term in text.exact:
-        total += max(
-            (WEIGHTS[f] for f, sets in per_field.items() if any(term in s for s in sets)),
-            default=0,
-        )
+        total += max((WEIGHTS[f] for f in fields if holds(f, term)), default=0)
     for prefix in text.prefixes:
         total += max(
-            (
-                WEIGHTS[f]
-                for f, sets in per_field.items()
-                if any(t.startswith(prefix) for s in sets for t in s)
-            ),
+            (WEIGHTS[f] for f in fields if any(w.startswith(prefix) for w in words_of(f))),
             default=0,
         )
-    names = [fold(n) for n in field_texts(record.body)["name"]]
-    if text.phrase and any(text.phrase in n for n in names):
+    if text.phrase and any(text.phrase in n for n in fields["name"]):
         total += PHRASE_BONUS
     return total
 
