@@ -218,8 +218,11 @@ class SQLiteStore(Store):
             # hi for span highs. Covering indexes answer every predicate without the table.
             f"CREATE TABLE IF NOT EXISTS {_q(c + '__k')} (id TEXT NOT NULL, k TEXT NOT NULL,"
             " s TEXT, n, hi)",
+            # A collection with carried values has (k, s, x, id) instead (sqlite_carry.py).
             f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_s')} ON {_q(c + '__k')} (k, s, id)"
-            " WHERE s IS NOT NULL",
+            " WHERE s IS NOT NULL"
+            if not spec.carry
+            else "SELECT 1",
             f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_n')} ON {_q(c + '__k')} (k, n, hi, id)"
             " WHERE n IS NOT NULL",
             # Per-record lookups: deleting a record's keys, and checking the non-driving
@@ -608,7 +611,7 @@ class SQLiteStore(Store):
             else:
                 conds += [plan.exists(m, f"{t}.id") for m in self._matchers(spec, p) if m != first]
         where_sql, args = _join("AND", "1", conds)
-        rows = f"{_q(spec.name + '__k')} {t} INDEXED BY {_q(spec.name + '__k_x')}"
+        rows = f"{_q(spec.name + '__k')} {t} INDEXED BY {_q(spec.name + '__k_sx')}"
         if isinstance(driver, Eq | AllOf):  # one row per record
             sql = f"SELECT {t}.x AS x, count(*) AS n FROM {rows} WHERE {where_sql} GROUP BY {t}.x"
         else:  # several values of a record may match: each record once

@@ -4,9 +4,9 @@ search without seeking each match.
 Every value of a carried key (a catalogue's state, subject, level, ...) gets one bit of a
 63-bit integer the first time it is written (`<c>__xd`: key, value -> bit). A record's
 bits (`x`, the OR of its carried values' bits) ride along on each of its text key rows,
-with a partial index `(k, s, x, id)`, and are kept per record (`<c>__xr`) so a change
-can take them back; `<c>__xn` counts the live records per distinct `x`, maintained in the
-same transaction as every write.
+whose index is then `(k, s, x, id)` instead of `(k, s, id)`; they are kept per record
+(`<c>__xr`) so a change can take them back, and `<c>__xn` counts the live records per
+distinct `x`, maintained in the same transaction as every write.
 
 A tally whose keys are all carried is then:
 - with a predicate on other keys (the search text): one range of the driving predicate's
@@ -56,8 +56,10 @@ def create(db: sqlite3.Connection, spec: CollectionSpec) -> None:
         f"CREATE TABLE IF NOT EXISTS {_q(c + '__xr')} (id TEXT PRIMARY KEY,"
         " x INTEGER NOT NULL) WITHOUT ROWID",
         f"CREATE TABLE IF NOT EXISTS {_q(c + '__xn')} (x INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
-        f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_x')} ON {_q(c + '__k')} (k, s, x, id)"
-        " WHERE x IS NOT NULL AND s IS NOT NULL",
+        # The text index of a carrying collection (in place of (k, s, id)): the general
+        # plans use it as they would that one, tallies group its ranges by x.
+        f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_sx')} ON {_q(c + '__k')} (k, s, x, id)"
+        " WHERE s IS NOT NULL",
     ):
         db.execute(stmt)
 
