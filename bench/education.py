@@ -127,8 +127,9 @@ def discard(home: Path) -> None:
     shutil.rmtree(home / "targets", ignore_errors=True)
 
 
-def ensure_loaded(data: Catalogue, url: str, home: Path, batch: int) -> LoadInfo:
-    """Load the data set unless `home` already holds it."""
+def ensure_loaded(data: Catalogue, url: str, home: Path, batch: int) -> tuple[LoadInfo, bool]:
+    """Load the data set unless `home` already holds it; (how it was loaded, whether it is
+    stale: loaded by other storage code, collection spec or generator than this run's)."""
     marker = home / "loaded.json"
     code = fingerprint(data)
     if marker.is_file():
@@ -139,7 +140,7 @@ def ensure_loaded(data: Catalogue, url: str, home: Path, batch: int) -> LoadInfo
                 "[yellow]the storage code or the generated documents changed since this data"
                 " set was loaded: it may be stale (`--reload` loads it again)[/yellow]"
             )
-        return info
+        return info, info.code != code
     console.print(f"loading {data.size:,} learning resources into {os.path.relpath(home, ROOT)}")
     seconds = asyncio.run(load(data, url, batch))
     info = LoadInfo(
@@ -152,7 +153,7 @@ def ensure_loaded(data: Catalogue, url: str, home: Path, batch: int) -> LoadInfo
     )
     marker.write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
     console.print(f"loaded {info.describe()}")
-    return info
+    return info, False
 
 
 class LoadError(RuntimeError):
@@ -217,6 +218,7 @@ class Run:
     attack: Attack
     results: Measured
     profiled: Profiled | None = None
+    stale: bool = False
     contention: str = ""
 
 
@@ -239,7 +241,7 @@ def attacker(
 def measure(args: argparse.Namespace, data: Catalogue, home: Path) -> Run:
     """Load if needed, start the issuer and the service, check the count, run scenarios."""
     url = f"sqlite:///{home / 'education.db'}"
-    info = ensure_loaded(data, url, home, args.batch)
+    info, stale = ensure_loaded(data, url, home, args.batch)
     scenarios = [BY_NAME[n] for n in args.scenarios.split(",")]
     with DevIssuer(VAR / "issuer") as issuer:
         admin = token(issuer, "admin", valid_for=6 * 3600)
@@ -257,7 +259,7 @@ def measure(args: argparse.Namespace, data: Catalogue, home: Path) -> Run:
             for scenario in scenarios:
                 last, stats = measure_one(scenario, attack, args.warmup, args.duration)
                 results.append((scenario, stats))
-        run = Run(info, counted, found, last, results)
+        run = Run(info, counted, found, last, results, stale=stale)
         if args.profile:
             target, output = to_profile(results, args.profile, BY_NAME, home)
             with EducationServer(home, url, issuer.issuer, profile=output) as server:
@@ -282,7 +284,13 @@ def section(args: argparse.Namespace, command: str, data: Catalogue, run: Run) -
         code_line(CODE),
         f"- dataset: {run.info.describe()}; {everything:,} resources ({published:,} published)"
         " counted by the service (`GET /resources?limit=1&facets=false` as an admin and as"
-        " the public) before the run",
+        " the public) before the run"
+        + (
+            "; **stale: loaded by other storage code, collection spec or generator than this"
+            " run's, so its index may not be what the service writes now (`--reload`)**"
+            if run.stale
+            else ""
+        ),
         "- catalogue (a sample of 2,000): " + "; ".join(profile_of(data)),
         f"- matches per search ({MATCH_SAMPLE} of each scenario's queries, as the public):"
         f" {describe_matches(run.found)}",
