@@ -166,6 +166,7 @@ class SQLiteStore(Store):
         self._draining = False
         # Collections whose every text key row carries its record's `carry` values.
         self._carried: set[str] = set()
+        self._memo = carry.Memo()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -500,6 +501,9 @@ class SQLiteStore(Store):
     async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
         spec = self.spec(collection)
         validate(spec, Query(where=where))
+        carried = self._carried_tally(spec, where, [])
+        if carried is not None:
+            return carried.total
         candidates, args = self._candidates(spec, where)
         try:
             row = self.db.execute(f"SELECT count(*) FROM ({candidates})", args).fetchone()
@@ -566,13 +570,19 @@ class SQLiteStore(Store):
         db = self.db
         db.execute("BEGIN")  # one snapshot for the bits and the counts
         try:
-            if not carry.usable(db, spec):
+            gen = carry.usable(db, spec)
+            if gen is None:
                 return None
             known = carry.bits(db, spec)
+            memo: tuple[Any, ...] | None = None
             if drivers:
                 groups, args = self._carried_groups(spec, inner, drivers, outer, known)
             else:  # carried keys only: the maintained counts
                 kept = " AND ".join(carry.condition(p, known, "x") for p in outer)
+                memo = (spec.name, gen, kept, tuple(keys))
+                found = self._memo.get(memo)
+                if found is not None:  # a copy: callers may change what they get
+                    return Tally(found.total, {k: dict(v) for k, v in found.counts.items()})
                 groups, args = f"SELECT x, n FROM {_q(spec.name + '__xn')} WHERE n>0 AND {kept}", []
             columns, pairs = carry.sums(keys, known)
             row = db.execute(f"SELECT {columns} FROM ({groups})", args).fetchone()
@@ -584,7 +594,10 @@ class SQLiteStore(Store):
         for (key, value), n in zip(pairs, row[1:], strict=True):
             if n:
                 counts[key][value] = int(n)
-        return Tally(int(row[0] or 0), counts)
+        tally = Tally(int(row[0] or 0), counts)
+        if memo is not None:
+            self._memo.put(memo, tally)
+        return tally
 
     def _carried_groups(
         self,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,9 @@ def create(db: sqlite3.Connection, spec: CollectionSpec) -> None:
     """The carry tables of a collection, and the x column of its key rows."""
     c = spec.name
     db.execute("CREATE TABLE IF NOT EXISTS _carry (c TEXT PRIMARY KEY, keys TEXT NOT NULL)")
+    # Bumped by every change of the maintained counts: answers computed from them are
+    # reused while it stays (`Memo`).
+    db.execute("CREATE TABLE IF NOT EXISTS _carry_gen (c TEXT PRIMARY KEY, gen INTEGER NOT NULL)")
     columns = {row[1] for row in db.execute(f"PRAGMA table_info({_q(c + '__k')})")}
     if "x" not in columns:  # a store created before carried values
         db.execute(f"ALTER TABLE {_q(c + '__k')} ADD COLUMN x INTEGER")
@@ -94,10 +98,38 @@ def ready(db: sqlite3.Connection, spec: CollectionSpec) -> bool:
     return True
 
 
-def usable(db: sqlite3.Connection, spec: CollectionSpec) -> bool:
-    """Still ready (no overflow since the store opened)."""
-    row = db.execute("SELECT keys FROM _carry WHERE c=?", (spec.name,)).fetchone()
-    return row is not None and row[0] == _wanted(spec)
+def usable(db: sqlite3.Connection, spec: CollectionSpec) -> int | None:
+    """The generation of the counts if still ready (no overflow since the store opened)."""
+    row = db.execute(
+        "SELECT c.keys, g.gen FROM _carry c LEFT JOIN _carry_gen g ON g.c=c.c WHERE c.c=?",
+        (spec.name,),
+    ).fetchone()
+    return int(row[1] or 0) if row is not None and row[0] == _wanted(spec) else None
+
+
+class Memo:
+    """Tallies answered from the maintained counts alone, by collection, generation and
+    question (the bit conditions and the keys): exact while the generation stands, since
+    every write of the collection moves it. A catalogue browsed by the same few filter
+    combinations then costs a lookup; a change recomputes on the next ask."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.found: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        """A remembered answer (None if none)."""
+        value = self.found.get(key)
+        if value is not None:
+            self.found.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        """Remember an answer; the least recently used goes beyond `size`."""
+        self.found[key] = value
+        self.found.move_to_end(key)
+        while len(self.found) > self.size:
+            self.found.popitem(last=False)
 
 
 def bits(db: sqlite3.Connection, spec: CollectionSpec) -> dict[tuple[str, str], int]:
@@ -140,6 +172,14 @@ def forget(db: sqlite3.Connection, spec: CollectionSpec, id: str) -> None:
         return
     db.execute(f"UPDATE {_q(spec.name + '__xn')} SET n=n-1 WHERE x=?", (row[0],))
     db.execute(f"DELETE FROM {_q(spec.name + '__xr')} WHERE id=?", (id,))
+    _moved(db, spec)
+
+
+def _moved(db: sqlite3.Connection, spec: CollectionSpec) -> None:
+    db.execute(
+        "INSERT INTO _carry_gen VALUES (?, 1) ON CONFLICT(c) DO UPDATE SET gen=gen+1",
+        (spec.name,),
+    )
 
 
 def remember(db: sqlite3.Connection, spec: CollectionSpec, id: str, x: int) -> None:
@@ -149,6 +189,7 @@ def remember(db: sqlite3.Connection, spec: CollectionSpec, id: str, x: int) -> N
         f"INSERT INTO {_q(spec.name + '__xn')} VALUES (?,1) ON CONFLICT(x) DO UPDATE SET n=n+1",
         (x,),
     )
+    _moved(db, spec)
 
 
 def condition(pred: Predicate, known: Bits, col: str) -> str:
