@@ -243,6 +243,8 @@ def measure(args: argparse.Namespace, data: Catalogue, home: Path) -> Run:
     url = f"sqlite:///{home / 'education.db'}"
     info, stale = ensure_loaded(data, url, home, args.batch)
     scenarios = [BY_NAME[n] for n in args.scenarios.split(",")]
+    args.load_before = os.getloadavg()[0]
+    contention = Contention.start()  # from here on: the measurement, not the load
     with DevIssuer(VAR / "issuer") as issuer:
         admin = token(issuer, "admin", valid_for=6 * 3600)
         citizen = token(issuer, "citizen", valid_for=6 * 3600)
@@ -266,7 +268,9 @@ def measure(args: argparse.Namespace, data: Catalogue, home: Path) -> Run:
                 attack = attacker(data, server.base_url, citizen, home, args)
                 _, stats = measure_one(target, attack, args.warmup, args.duration)
             run.profiled = (target, parse(output), stats)
-        return run
+    run.contention = contention.line()  # the service, vegeta and the issuer have exited
+    console.print(run.contention.removeprefix("- "))
+    return run
 
 
 # --- reporting ---------------------------------------------------------------------------
@@ -352,15 +356,11 @@ def main(argv: list[str]) -> int:
         if args.load_only:
             ensure_loaded(data, f"sqlite:///{home / 'education.db'}", home, args.batch)
             return 0
-        args.load_before = os.getloadavg()[0]
-        contention = Contention.start()
         try:
             run = measure(args, data, home)
         except LoadError as exc:
             console.print(f"[red]{exc}[/red]\n(`--reload` discards the stored data set)")
             return 1
-        run.contention = contention.line()
-        console.print(run.contention.removeprefix("- "))
     command = "python -m bench.education" + (" " + " ".join(argv) if argv else "")
     console.print()
     console.print(render(run.results, f"Education benchmark: {run.counted[0]:,} resources"))
