@@ -74,7 +74,8 @@ log = logging.getLogger(__name__)
 # predicate has at least this many rows, reading at most this many entries in sort order.
 WALK_MAX_LIMIT = 1000
 WALK_MIN_DRIVER = 2000
-WALK_BUDGET = 20_000
+WALK_BUDGET = 5_000
+WALK_PROBE = 1000  # entries read first, to judge whether the rest of the budget will do
 _SYNC_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _tracer = trace.get_tracer(__name__)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -428,8 +429,9 @@ class SQLiteStore(Store):
         apply or did not find a full page within its budget: then the general plan, which
         finds every match and sorts them, answers. Walking pays when the matches are many
         (a common word, a broad filter): the first page is near the start of the order. So
-        it is tried only when the driving predicate alone has WALK_MIN_DRIVER rows, and it
-        reads at most WALK_BUDGET index entries. Same order, same cursors as the general
+        it is tried only when the driving predicate alone has WALK_MIN_DRIVER rows; it reads
+        WALK_PROBE index entries, and goes on up to WALK_BUDGET only when the matches among
+        those say a page lies within it. Same order, same cursors as the general
         plan (largest value first, then by id); records without the key come last there,
         so a full page walked never needs them."""
         if (
@@ -466,36 +468,57 @@ class SQLiteStore(Store):
         # (key names are checked to be letters, digits and _:-). Bounds are ranges on hi
         # (which the index seeks) minus the ties on the wrong side of the id.
         walked = f"{_q(spec.name + '__s')} w INDEXED BY {index}"
-        conds: list[Fragment] = [(f"w.k='{key}'", ())]
+        origin: list[Fragment] = [(f"w.k='{key}'", ())]
         if query.cursor:
             values, last_id = decode_cursor(spec.name, query.sort, query.cursor)
             if values[0] is None:  # past the keyed records
                 return None
-            v = values[0]
-            conds.append(("w.hi<=? AND NOT (w.hi=? AND w.id<=?)", (v, v, last_id)))
-        bound, bound_args = _join("AND", "1", conds)
-        # The budget: where the walk stops (the WALK_BUDGET-th entry), if it is that long.
-        end = self.db.execute(
-            f"SELECT w.hi, w.id FROM {walked} WHERE {bound}"
-            f" ORDER BY w.hi DESC, w.id ASC LIMIT 1 OFFSET {WALK_BUDGET - 1}",
-            bound_args,
-        ).fetchone()
-        if end is not None:
-            conds.append(("w.hi>=? AND NOT (w.hi=? AND w.id>?)", (end[0], end[0], end[1])))
-        conds += [plan.check(p, "w.id") for p in query.where]
-        where_sql, where_args = _join("AND", "1", conds)
-        # Bodies are read for the page only, after the checks.
-        sql = (
-            "SELECT d.id, d.version, d.deleted, d.updated_at, d.body, p.hi FROM"
-            f" (SELECT w.id AS id, w.hi AS hi FROM {walked} WHERE {where_sql}"
-            " ORDER BY w.hi DESC, w.id ASC LIMIT ?) p"
-            f" JOIN {_q(spec.name)} d ON d.id=p.id ORDER BY p.hi DESC, p.id ASC"
-        )
-        try:
-            rows = self.db.execute(sql, [*where_args, query.limit + 1]).fetchall()
-        except sqlite3.Error as exc:
-            raise InvalidQuery(f"query cannot be run: {exc}") from exc
-        return rows if len(rows) > query.limit else None
+            origin.append(_after_entry(values[0], last_id))
+        checks = [plan.check(p, "w.id") for p in query.where]
+        need = query.limit + 1
+        found: list[tuple[str, Any]] = []
+        start = origin
+        # A probe first; the rest of the budget only where the probe's share of matches
+        # says a page lies within it (otherwise the general plan is cheaper).
+        probe = min(WALK_PROBE, WALK_BUDGET)
+        for stage, length in enumerate((probe, WALK_BUDGET - probe)):
+            if length <= 0:
+                return None
+            bound, bound_args = _join("AND", "1", start)
+            end = self.db.execute(
+                f"SELECT w.hi, w.id FROM {walked} WHERE {bound}"
+                f" ORDER BY w.hi DESC, w.id ASC LIMIT 1 OFFSET {length - 1}",
+                bound_args,
+            ).fetchone()
+            stop = [] if end is None else [_up_to_entry(end[0], end[1])]
+            where_sql, where_args = _join("AND", "1", [*start, *stop, *checks])
+            try:
+                found += self.db.execute(
+                    f"SELECT w.id, w.hi FROM {walked} WHERE {where_sql}"
+                    " ORDER BY w.hi DESC, w.id ASC LIMIT ?",
+                    [*where_args, need - len(found)],
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise InvalidQuery(f"query cannot be run: {exc}") from exc
+            if len(found) >= need:
+                break
+            if end is None or (stage == 0 and len(found) * WALK_BUDGET < need * probe):
+                return None  # every keyed record read, or too few matches to walk on
+            start = [*origin, _after_entry(end[0], end[1])]
+        else:
+            return None
+        # Bodies are read for the page only.
+        ids = [i for i, _ in found]
+        marks = ",".join("?" * len(ids))
+        docs = {
+            r[0]: r
+            for r in self.db.execute(
+                f"SELECT id, version, deleted, updated_at, body FROM {_q(spec.name)}"
+                f" WHERE id IN ({marks})",
+                ids,
+            )
+        }
+        return [(*docs[i], hi) for i, hi in found]
 
     @traced("count")
     async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
@@ -907,6 +930,16 @@ class _Plan:
             return head, head_args
         where_sql, where_args = _join("AND", "1", conds)
         return f"{head} WHERE {where_sql}", head_args + where_args
+
+
+def _after_entry(hi: Any, id: str) -> Fragment:
+    """Walked entries after (hi, id) in the walk's order (largest hi first, then by id)."""
+    return "w.hi<=? AND NOT (w.hi=? AND w.id<=?)", (hi, hi, id)
+
+
+def _up_to_entry(hi: Any, id: str) -> Fragment:
+    """Walked entries up to and including (hi, id)."""
+    return "w.hi>=? AND NOT (w.hi=? AND w.id>?)", (hi, hi, id)
 
 
 # Keyset pieces as (SQL, arguments) fragments: a piece may appear in several branches, so

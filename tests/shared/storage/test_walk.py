@@ -91,6 +91,7 @@ async def twins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     """Both collections with the same 400 records (ids too), walk thresholds made small."""
     monkeypatch.setattr(sqlite_store, "WALK_MIN_DRIVER", 10)
     monkeypatch.setattr(sqlite_store, "WALK_BUDGET", 120)
+    monkeypatch.setattr(sqlite_store, "WALK_PROBE", 30)
     async with open_store(f"sqlite:///{tmp_path}/walk.db", [WALKED, PLAIN]) as s:
         data = bodies(400)
         for c in ("walked", "plain"):
