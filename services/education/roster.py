@@ -29,17 +29,28 @@ from services.education.repository import (
 )
 from services.education.roster_schemas import (
     ClassIn,
+    ClassPatch,
     CourseIn,
     EnrollIn,
     OrgIn,
     ProgressIn,
     SessionIn,
 )
-from services.education.service import now_iso
+from services.education.service import expected_version, now_iso
 from shared.auth.errors import InsufficientScope
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.ids import new_id
-from shared.storage import Create, Eq, In, Predicate, Query, Record, Sort, VersionConflict
+from shared.storage import (
+    Create,
+    Eq,
+    In,
+    Predicate,
+    Query,
+    Record,
+    Sort,
+    Update,
+    VersionConflict,
+)
 
 MAX_MERGE_HOPS = 5
 
@@ -149,6 +160,40 @@ class RosterService:
             teacher = self._enrollment(cid, "teacher", viewer.sub, viewer, None, None, at)
             ops.append(Create(ENROLLMENTS, teacher, teacher["id"]))
         return (await self.repo.write(ops))[0]
+
+    async def update_class(
+        self, viewer: Viewer, id: str, patch: ClassPatch, if_match: str | None
+    ) -> Record:
+        """Change a class's title, sessions, location, self-enrollment or capacity (its
+        teachers, admins). A capacity below the learners already enrolled is a 409: they
+        are not withdrawn by it."""
+        record = await self.managed_class(viewer, id)
+        version = expected_version(if_match, record.version, f"class {id}")
+        changes = {k: getattr(patch, k) for k in patch.model_fields_set}
+        if "sessions" in changes:
+            sessions = await self.repo.many(SESSIONS, changes["sessions"])
+            for i, sid in enumerate(changes["sessions"]):
+                if sid not in sessions:
+                    raise _missing(f"#/sessions/{i}", "such academic session")
+        if changes.get("capacity") is not None:
+            active = await self.repo.count(
+                ENROLLMENTS, [Eq("class_active", f"{id}|learner|active")]
+            )
+            if active > changes["capacity"]:
+                raise Conflict(
+                    f"Class {id} has {active} active learners, more than a capacity of"
+                    f" {changes['capacity']}; withdraw some first."
+                )
+        body = {**record.body, **changes}
+        if body == record.body:
+            return record
+        body["updated_at"] = now_iso()
+        try:
+            return (await self.repo.write([Update(CLASSES, id, body, version)]))[0]
+        except VersionConflict:
+            raise Conflict(
+                f"Class {id} was changed by someone else meanwhile; read it and try again."
+            ) from None
 
     async def teaches(self, viewer: Viewer, class_ids: Sequence[str]) -> set[str]:
         """Which of these classes the caller teaches (actively)."""

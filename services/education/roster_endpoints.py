@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from services.education.access import SignedInDep, Viewer
-from services.education.endpoints import Cursor, Limit, next_link, page_limit
+from services.education.endpoints import Cursor, IfMatch, Limit, next_link, page_limit
 from services.education.repository import CLASSES, COURSES, ORGS, SESSIONS
 from services.education.roster import RosterService
 from services.education.roster_schemas import (
     RECORD_ID,
     RESIDENT_ID,
     ClassIn,
+    ClassPatch,
     CourseIn,
     EnrollIn,
     JoinIn,
@@ -29,6 +30,7 @@ from services.education.schemas import RESOURCE_ID
 from shared.auth.deps import Authenticated
 from shared.auth.errors import InsufficientScope
 from shared.errors import Unprocessable, problem_responses
+from shared.etags import etag
 from shared.storage import Eq, In, Predicate, Range, Record
 
 
@@ -54,6 +56,11 @@ router = APIRouter(
 def view(record: Record) -> dict[str, Any]:
     """A roster document as served."""
     return {**record.body, "version": record.version}
+
+
+def versioned(record: Record) -> JSONResponse:
+    """A document with its version as the ETag (for `If-Match` on a change)."""
+    return JSONResponse(view(record), headers={"ETag": etag(record.version)})
 
 
 def created(record: Record, where: str) -> JSONResponse:
@@ -190,8 +197,19 @@ async def list_classes(
 
 
 @router.get("/classes/{id}", summary="One class")
-async def read_class(id: Id, roster: RosterDep) -> dict[str, Any]:
-    return view(await roster.read(CLASSES, id, "Class"))
+async def read_class(id: Id, roster: RosterDep) -> JSONResponse:
+    return versioned(await roster.read(CLASSES, id, "Class"))
+
+
+@router.patch(
+    "/classes/{id}",
+    summary="Change a class (its teachers, admins)",
+    responses=problem_responses(412),
+)
+async def update_class(
+    id: Id, data: ClassPatch, viewer: SignedInDep, roster: RosterDep, if_match: IfMatch = None
+) -> JSONResponse:
+    return versioned(await roster.update_class(viewer, id, data, if_match))
 
 
 # enrollments

@@ -78,6 +78,24 @@ class ClassIn(Strict):
     capacity: Annotated[int, Field(ge=1, le=10_000)] | None = None
 
 
+class ClassPatch(Strict):
+    """Body of `PATCH /classes/{id}` (its teachers, admins): the members given replace the
+    stored ones; `null` clears `location` or `capacity`. The course and code stay."""
+
+    title: ShortText | None = None
+    sessions: Annotated[list[RecordId], Field(min_length=1, max_length=5)] | None = None
+    location: ShortText | None = None
+    self_enroll: bool | None = None
+    capacity: Annotated[int, Field(ge=1, le=10_000)] | None = None
+
+    @model_validator(mode="after")
+    def _required_stay(self) -> ClassPatch:
+        for name in ("title", "sessions", "self_enroll"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be cleared")
+        return self
+
+
 class EnrollIn(Strict):
     """Body of `POST /classes/{id}/enrollments` (the class's teachers, admins)."""
 

@@ -147,3 +147,50 @@ def test_who_creates_roster_documents_and_bad_input(education: Education) -> Non
     with education.anonymous() as public:
         assert public.get("/orgs").status_code == 401
         assert public.get("/me/enrollments").status_code == 401
+
+
+def test_a_class_is_changed_by_its_teachers_and_admins(education: Education) -> None:
+    with education.client("admin") as admin, education.as_("educator") as teacher:
+        klass = new_class(admin, teacher, capacity=3)
+        cid = klass["id"]
+        r = teacher.get(f"/classes/{cid}")
+        etag = r.headers["ETag"]
+        r = teacher.patch(
+            f"/classes/{cid}",
+            json={"title": "周末数学班", "location": None, "self_enroll": False},
+            headers={"If-Match": etag},
+        )
+        changed = ok(r)
+        assert (changed["title"], changed["self_enroll"]) == ("周末数学班", False)
+        assert changed["location"] is None
+        assert changed["version"] == klass["version"] + 1
+        assert r.headers["ETag"] != etag
+        # The same change again writes nothing; a stale If-Match is 412.
+        assert ok(teacher.patch(f"/classes/{cid}", json={"title": "周末数学班"}))["version"] == (
+            changed["version"]
+        )
+        stale = teacher.patch(f"/classes/{cid}", json={"title": "x"}, headers={"If-Match": etag})
+        assert stale.status_code == 412
+        assert stale.headers["content-type"].startswith(PROBLEM)
+        # Not below the learners enrolled: they are not withdrawn by it.
+        for _ in range(2):
+            ok(teacher.post(f"/classes/{cid}/enrollments", json={"user": new_resident_id()}), 201)
+        assert teacher.patch(f"/classes/{cid}", json={"capacity": 1}).status_code == 409
+        assert ok(admin.patch(f"/classes/{cid}", json={"capacity": 2}))["capacity"] == 2
+        assert ok(teacher.patch(f"/classes/{cid}", json={"capacity": None}))["capacity"] is None
+        # Others: another educator or a citizen may not; bad members are field errors.
+        with education.as_("educator") as other:
+            assert other.patch(f"/classes/{cid}", json={"title": "x"}).status_code == 403
+        with education.as_("citizen", resident_id=new_resident_id()) as citizen:
+            assert citizen.patch(f"/classes/{cid}", json={"title": "x"}).status_code == 403
+        for body, pointer in (
+            ({"title": None}, "#"),
+            ({"capacity": 0}, "#/capacity"),
+            ({"sessions": ["0" * 32]}, "#/sessions/0"),
+            ({"course": klass["course"]}, "#/course"),
+        ):
+            r = teacher.patch(f"/classes/{cid}", json=body)
+            assert r.status_code == 422, (body, r.text)
+            assert pointer in pointers(r), (body, r.text)
+        assert ok(teacher.get(f"/classes/{cid}"))["title"] == "周末数学班"
+        assert teacher.patch(f"/classes/{'0' * 32}", json={"title": "x"}).status_code == 404
