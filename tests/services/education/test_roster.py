@@ -166,8 +166,9 @@ def test_a_class_is_changed_by_its_teachers_and_admins(education: Education) -> 
         assert changed["version"] == klass["version"] + 1
         assert r.headers["ETag"] != etag
         # The same change again writes nothing; a stale If-Match is 412.
-        assert ok(teacher.patch(f"/classes/{cid}", json={"title": "周末数学班"}))["version"] == (
-            changed["version"]
+        assert (
+            ok(teacher.patch(f"/classes/{cid}", json={"title": "周末数学班"}))["version"]
+            == (changed["version"])
         )
         stale = teacher.patch(f"/classes/{cid}", json={"title": "x"}, headers={"If-Match": etag})
         assert stale.status_code == 412
