@@ -239,13 +239,16 @@ class MongoStore(Store):
         state: Doc | None,
         as_of: int,
         position: tuple[list[Any], str] | None,
+        *,
+        suspect: bool = False,
     ) -> bool:
         """Whether a fetched document belongs in the result, re-checked in Python where the
         server's answer may be a superset: batch documents (whose visible state may be their
-        previous one) and inexact predicates on multi-valued keys."""
+        previous one), suspects (fetched by id, not by the query) and inexact predicates on
+        multi-valued keys."""
         if state is None or state["del"]:
             return False
-        in_batch = doc.get("_tx") is not None or (doc.get("_cs") or 0) > as_of
+        in_batch = suspect or doc.get("_tx") is not None or (doc.get("_cs") or 0) > as_of
         if not in_batch and not inexact:
             return True
         keys = state_keys(spec, state)
@@ -272,7 +275,9 @@ class MongoStore(Store):
             suspects = await self._suspects(collection, as_of)
             found: dict[str, Doc] = {}
             for doc, state in await self._resolve(suspects, as_of):
-                if self._admit(spec, query, inexact, doc, state, as_of, position):
+                # Every predicate is checked here: a suspect was fetched by id, not by the
+                # query (a document a batch lists may not be written yet, or match nothing).
+                if self._admit(spec, query, inexact, doc, state, as_of, position, suspect=True):
                     assert state is not None
                     found[doc["_id"]] = state
             skip = {"_id": {"$nin": [d["_id"] for d in suspects]}} if suspects else {}

@@ -13,6 +13,7 @@ from shared.storage import (
     Eq,
     Event,
     InvalidDocument,
+    Prefix,
     Query,
     RecordNotFound,
     Store,
@@ -146,3 +147,32 @@ async def test_batches_are_never_half_visible_to_concurrent_readers(store: Store
     assert all(len(gens) == 1 for gens in observations), observations
     final = await people.search(Query(where=[Eq("gen", 15)], limit=100))
     assert len(final.items) == 10
+
+
+async def test_searches_during_batches_return_only_matches(store: Store) -> None:
+    """Documents a batch in flight lists are judged apart from the query (the MongoDB
+    adapter fetches them by id); a search must still return only what matches."""
+    people = store.collection("people")
+    ids = [f"b{i}" for i in range(10)]
+    await store.write([Create("people", {"name": "busy", "gen": 0}, id=i) for i in ids])
+    for i in range(5):
+        await people.create({"name": f"quiet {i}", "gen": 0}, id=f"q{i}")
+    stop = asyncio.Event()
+    seen: list[list[str]] = []
+
+    async def writer() -> None:
+        for gen in range(1, 12):
+            await store.write([Update("people", i, {"name": "busy", "gen": gen}) for i in ids])
+            await asyncio.sleep(0)
+        stop.set()
+
+    async def reader() -> None:
+        while not stop.is_set():
+            page = await people.search(Query(where=[Prefix("name", "quiet")], limit=100))
+            seen.append(sorted(r.id for r in page.items))
+            assert await people.count([Prefix("name", "quiet")]) == 5
+            await asyncio.sleep(0)
+
+    await asyncio.gather(writer(), reader(), reader())
+    assert seen, "the readers never ran"
+    assert all(s == [f"q{i}" for i in range(5)] for s in seen), [s for s in seen if len(s) != 5]
