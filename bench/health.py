@@ -247,14 +247,24 @@ def run_scenario(
     if args.warmup > 0:
         dataclasses.replace(attack, duration=args.warmup).run(work)
     stats = attack.run(work)
+    print_measured(scenario.name, stats, width=19)
+    return attack, stats
+
+
+def per_second(rate: float) -> str:
+    """A rate as shown: 1,192, or 0.8 (not 0) for a slow one."""
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
+
+
+def print_measured(name: str, stats: Stats, width: int) -> None:
+    """One scenario's console line (rate, p95, errors) and its error samples."""
     p95 = stats.percentile(95)
     console.print(
-        f"  {scenario.name:<19} {stats.rate:>8,.0f} 2xx/s  p95 "
+        f"  {name:<{width}} {per_second(stats.rate):>8} 2xx/s  p95 "
         f"{'—' if p95 is None else f'{p95:.1f} ms':>9}  errors {stats.error_count:,}"
     )
     for sample in stats.samples.values():
         console.print(f"    [red]e.g.[/red] {escape(sample)}")
-    return attack, stats
 
 
 def profile_scenario(

@@ -30,7 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bench.health import console, shown
+from bench.health import console, per_second, print_measured, shown
 from bench.loadgen.vegeta import VEGETA_VERSION, Attack, Stats
 from shared.storage import Store, WriteOp
 
@@ -107,11 +107,6 @@ class Scenario:
 Measured = list[tuple[Scenario, Stats]]
 HEAD = ["scenario", "request", "requests", "2xx/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
 HEAD += ["target", "met"]
-
-
-def per_second(rate: float) -> str:
-    """A rate as shown: 1,192, or 0.8 (not 0) for a slow one."""
-    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
 
 
 def cells(scenario: Scenario, s: Stats, yes: str = "yes", no: str = "**no**") -> list[str]:
@@ -277,13 +272,7 @@ def measure_one(
     if warmup > 0:
         attack(scenario, warmup)
     run, stats = attack(scenario, duration)
-    p95 = stats.percentile(95)
-    console.print(
-        f"  {scenario.name:<12} {per_second(stats.rate):>8} 2xx/s  p95 "
-        f"{'—' if p95 is None else f'{p95:.1f} ms':>9}  errors {stats.error_count:,}"
-    )
-    for sample in stats.samples.values():
-        console.print(f"    [red]e.g.[/red] {escape(sample)}")
+    print_measured(scenario.name, stats, width=12)
     return run, stats
 
 
