@@ -441,6 +441,14 @@ class SQLiteStore(Store):
             or not 0 < query.limit <= WALK_MAX_LIMIT
         ):
             return None
+        # Several statements: one snapshot, so the bodies read are those of the page found.
+        self.db.execute("BEGIN")
+        try:
+            return self._walked(spec, query)
+        finally:
+            self.db.execute("COMMIT")
+
+    def _walked(self, spec: CollectionSpec, query: Query) -> list[Any] | None:
         plan = _Plan(spec, self._matchers)
         drivers = sorted(
             (
