@@ -45,8 +45,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 
 from bench.education_data import Catalogue, LoadInfo, fingerprint, load, profile_of, targets
-from bench.health import console, failures_and_profile_md, human, markdown_table, profile_tables
-from bench.health import shown as shown_attack
+from bench.health import console, failures_and_profile_md, human, markdown_table
 from bench.loadgen.profile import Profile, parse
 from bench.loadgen.servers import DevIssuer, HealthServer
 from bench.loadgen.vegeta import Attack, Stats, install, write_targets
@@ -61,6 +60,7 @@ from bench.service_bench import (
     check_run_args,
     code_line,
     measure_one,
+    print_run,
     render,
     run_lines,
     to_profile,
@@ -362,15 +362,8 @@ def main(argv: list[str]) -> int:
             console.print(f"[red]{exc}[/red]\n(`--reload` discards the stored data set)")
             return 1
     command = "python -m bench.education" + (" " + " ".join(argv) if argv else "")
-    console.print()
-    console.print(render(run.results, f"Education benchmark: {run.counted[0]:,} resources"))
-    console.print(f"command: {command}")
-    console.print(f"vegeta: {shown_attack(run.attack)}")
-    if run.profiled is not None:
-        target, profile, _ = run.profiled
-        console.print(f"\nprofile of {target.name}: {profile.samples:,} samples")
-        for table in profile_tables(profile, args.top):
-            console.print(table)
+    title = f"Education benchmark: {run.counted[0]:,} resources"
+    print_run(render(run.results, title), command, run.attack, run.profiled, args.top)
     tag = f"education:{human(args.resources)}"
     write_results(args.out, tag, HEADER, section(args, command, data, run))
     console.print(f"written to {args.out}")

@@ -46,8 +46,6 @@ from bench.health import (
     failures_and_profile_md,
     human,
     markdown_table,
-    profile_tables,
-    shown,
 )
 from bench.loadgen.profile import Profile, parse
 from bench.loadgen.servers import DevIssuer, HealthServer
@@ -72,6 +70,7 @@ from bench.service_bench import (
     cells,
     check_run_args,
     measure_one,
+    print_run,
     render,
     run_lines,
     to_profile,
@@ -349,14 +348,8 @@ def main(argv: list[str]) -> int:
             console.print(f"[red]{exc}[/red]\n(`--reload` discards the stored data set)")
             return 1
     command = "python -m bench.registry" + (" " + " ".join(argv) if argv else "")
-    console.print()
-    console.print(render(results, f"Registry benchmark: {count:,} residents (SQLite)"))
-    console.print(f"command: {command}")
-    console.print(f"vegeta: {shown(run)}")
-    if profiled is not None:
-        console.print(f"\nprofile of {profiled[0].name}: {profiled[1].samples:,} samples")
-        for table in profile_tables(profiled[1], args.top):
-            console.print(table)
+    title = f"Registry benchmark: {count:,} residents (SQLite)"
+    print_run(render(results, title), command, run, profiled, args.top)
     tag = f"registry:{human(args.residents)}"
     write_results(
         args.out, tag, HEADER, section(args, command, info, count, run, results, profiled)

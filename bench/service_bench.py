@@ -30,7 +30,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bench.health import console, per_second, print_measured, shown
+from bench.health import console, per_second, print_measured, profile_tables, shown
+from bench.loadgen.profile import Profile
 from bench.loadgen.vegeta import VEGETA_VERSION, Attack, Stats
 from shared.storage import Store, WriteOp
 
@@ -285,3 +286,23 @@ def to_profile(
     output.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"profiling {target.name} under py-spy -> {os.path.relpath(output, ROOT)}")
     return target, output
+
+
+def print_run(
+    table: Table,
+    command: str,
+    attack: Attack,
+    profiled: tuple[Scenario, Profile, Stats] | None,
+    top: int,
+) -> None:
+    """The end of a run on the console: the results table, the command, the vegeta line,
+    and the profile of the scenario run again under py-spy, if any."""
+    console.print()
+    console.print(table)
+    console.print(f"command: {command}")
+    console.print(f"vegeta: {shown(attack)}")
+    if profiled is not None:
+        scenario, profile, _ = profiled
+        console.print(f"\nprofile of {scenario.name}: {profile.samples:,} samples")
+        for t in profile_tables(profile, top):
+            console.print(t)
