@@ -163,14 +163,11 @@ class CatalogueSearch:
         c: Criteria,
         text: TextQuery | None,
         skip: str | None = None,
-        extra: Predicate | None = None,
     ) -> list[Predicate]:
         # Order matters: among predicates of equal rank the store drives by the first one
         # (repository.SPECS declares the facet keys and state coarse), so the text comes
         # first, then the narrowest filters, and the caller's visibility last.
         where: list[Predicate] = text.predicates() if text is not None else []
-        if extra is not None:
-            where.append(extra)
         for name, values in c.filters.items():
             if values and name != skip:
                 key = FACETS[name][0]
