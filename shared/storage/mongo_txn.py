@@ -171,16 +171,22 @@ async def finish(store: MongoStore, tx: str) -> None:
     d = await store.coll("_txd").find_one({"_id": tx})
     if t is None or d is None or d["outcome"] != "committed":
         return
-    for op in t["ops"]:
-        name, doc_id = op["c"], op["id"]
+    # Per collection, not per document: the markers of a whole batch go in one update (an
+    # index seek on `_tx`), where a batch of 200 audit records used to cost 400 round trips,
+    # and on FerretDB, which scans for every query, 400 scans (minutes).
+    for name in dict.fromkeys(op["c"] for op in t["ops"]):
         coll = store.coll(name)
-        doc = await coll.find_one({"_id": doc_id})
-        if doc is None or doc.get("_tx") != tx:
-            continue
-        await coll.update_one({"_id": doc_id, "_tx": tx}, {"$set": {"_tx": None, "_cs": d["cs"]}})
         spec = store.spec(name)
-        gone = unique_values(spec, doc.get("_prev")) - unique_values(spec, doc)
-        await release(store, name, doc_id, gone)
+        # The states before and after, read before the markers go, for the claims to release.
+        marked = (
+            [doc async for doc in coll.find({"_tx": tx}, {"k": 1, "del": 1, "_prev": 1})]
+            if spec.unique
+            else []
+        )
+        await coll.update_many({"_tx": tx}, {"$set": {"_tx": None, "_cs": d["cs"]}})
+        for doc in marked:
+            gone = unique_values(spec, doc.get("_prev")) - unique_values(spec, doc)
+            await release(store, name, doc["_id"], gone)
     await store.coll("_outbox").update_many({"_tx": tx}, {"$set": {"_tx": None}})
     await store.coll("_txns").update_one({"_id": tx}, {"$set": {"done": True, "at": d["cs"]}})
 
