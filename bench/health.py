@@ -61,6 +61,10 @@ DEFAULT_LOAD = {"sqlite": (400, 3), "mongo": (0, 8)}
 # (connections, request timeout in s): on FerretDB a search takes a good part of a second,
 # so 64 clients with a 10 s timeout measure nothing but timeouts.
 DEFAULT_ATTACK = {"sqlite": (64, 10.0), "mongo": (32, 30.0)}
+# Seconds a stopping service may take to store the AuditEvents still queued. On FerretDB that
+# is slow (a scan per write), and a service killed mid-batch leaves a batch that the next
+# start-up settles through the same scans: ten minutes and more before it serves.
+STOP_TIMEOUT = {"sqlite": 30.0, "mongo": 900.0}
 STORE_TITLE = {"sqlite": "Embedded store (SQLite)", "mongo": "MongoDB store (FerretDB 1.24.2)"}
 # Piped output (make bench | tee) is not cut at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -280,7 +284,7 @@ def profile_scenario(
     output = home / "profiles" / f"{scenario.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.txt"
     output.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"profiling {scenario.name} under py-spy -> {output.relative_to(ROOT)}")
-    server = HealthServer(home, url, issuer, profile=output)
+    server = HealthServer(home, url, issuer, profile=output, stop_timeout=STOP_TIMEOUT[args.store])
     with server:
         _, stats = run_scenario(scenario, data, server, tokens, home / "targets", args)
     return parse(output), stats
@@ -503,7 +507,9 @@ def measure(
     scenarios = [BY_NAME[n] for n in args.scenarios.split(",")]
     with DevIssuer(VAR / "issuer") as issuer, store(args.store, home) as url:
         tokens = TokenSource(issuer.issuer)
-        with HealthServer(home, url, issuer.issuer) as server:
+        with HealthServer(
+            home, url, issuer.issuer, stop_timeout=STOP_TIMEOUT[args.store]
+        ) as server:
             info = ensure_loaded(data, server.base_url, tokens, home, args)
             work = home / "targets"
             work.mkdir(exist_ok=True)

@@ -69,7 +69,13 @@ class HealthServer(ServiceServer):
     module_name = "services.health"  # subclasses run another service the same way
 
     def __init__(
-        self, directory: Path, store_url: str, issuer: str, *, profile: Path | None = None
+        self,
+        directory: Path,
+        store_url: str,
+        issuer: str,
+        *,
+        profile: Path | None = None,
+        stop_timeout: float = 30.0,
     ) -> None:
         env = {"HUIMIN_STORE_URL": store_url, "HUIMIN_OIDC_ISSUER": issuer, "HUIMIN_ENV": "dev"}
         # Opening a large store can take minutes (index builds on FerretDB).
@@ -79,7 +85,7 @@ class HealthServer(ServiceServer):
             {**env, **self.extra_env()},
             command=_py_spy(profile) if profile is not None else None,
             start_timeout=900.0,
-            stop_timeout=30.0,
+            stop_timeout=stop_timeout,
         )
         self.profile = profile
 
