@@ -165,25 +165,39 @@ async def _decide(store: MongoStore, tx: str, outcome: str) -> Doc:
         return found
 
 
+def _by_collection(t: Doc) -> dict[str, list[str]]:
+    """The ids a batch record lists, per collection, in batch order."""
+    out: dict[str, list[str]] = {}
+    for op in t["ops"]:
+        out.setdefault(op["c"], []).append(op["id"])
+    return out
+
+
+def _ids(ids: Sequence[str]) -> Doc:
+    """A filter on these `_id`s. One id is asked as an equality: FerretDB answers that from
+    its SQL table, but evaluates `$in` itself, over every document."""
+    return {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": list(ids)}}
+
+
 async def finish(store: MongoStore, tx: str) -> None:
     """Roll a committed batch forward: clear markers, release old unique claims."""
     t = await store.coll("_txns").find_one({"_id": tx})
     d = await store.coll("_txd").find_one({"_id": tx})
     if t is None or d is None or d["outcome"] != "committed":
         return
-    # Per collection, not per document: the markers of a whole batch go in one update (an
-    # index seek on `_tx`), where a batch of 200 audit records used to cost 400 round trips,
-    # and on FerretDB, which scans for every query, 400 scans (minutes).
-    for name in dict.fromkeys(op["c"] for op in t["ops"]):
+    # Per collection, not per document: a batch of 200 audit records used to cost 400 round
+    # trips, and on FerretDB, which scans for most queries, 400 scans (minutes).
+    for name, ids in _by_collection(t).items():
         coll = store.coll(name)
         spec = store.spec(name)
+        mine = {**_ids(ids), "_tx": tx}
         # The states before and after, read before the markers go, for the claims to release.
         marked = (
-            [doc async for doc in coll.find({"_tx": tx}, {"k": 1, "del": 1, "_prev": 1})]
+            [doc async for doc in coll.find(mine, {"k": 1, "del": 1, "_prev": 1})]
             if spec.unique
             else []
         )
-        await coll.update_many({"_tx": tx}, {"$set": {"_tx": None, "_cs": d["cs"]}})
+        await coll.update_many(mine, {"$set": {"_tx": None, "_cs": d["cs"]}})
         for doc in marked:
             gone = unique_values(spec, doc.get("_prev")) - unique_values(spec, doc)
             await release(store, name, doc["_id"], gone)
@@ -200,27 +214,39 @@ async def abort(store: MongoStore, tx: str) -> None:
     t = await store.coll("_txns").find_one({"_id": tx})
     if t is None:
         return
-    for op in t["ops"]:
-        name, doc_id = op["c"], op["id"]
-        coll = store.coll(name)
-        doc = await coll.find_one({"_id": doc_id})
+    for name, ids in _by_collection(t).items():
+        await _roll_back(store, name, ids, tx)
+    await store.coll("_outbox").delete_many({"_tx": tx})
+    await store.coll("_txns").update_one({"_id": tx}, {"$set": {"done": True, "at": now_micros()}})
+
+
+async def _roll_back(store: MongoStore, name: str, ids: Sequence[str], tx: str) -> None:
+    """Undo a batch in one collection: restore each written document, free each claimed
+    version; documents are read in one query and created ones deleted in one."""
+    coll = store.coll(name)
+    spec = store.spec(name)
+    docs = {doc["_id"]: doc async for doc in coll.find(_ids(ids))}
+    created: list[str] = []
+    entries: list[str] = []
+    for doc_id in ids:
+        doc = docs.get(doc_id)
         if doc is not None and doc.get("_tx") == tx:
             claimed = int(doc["v"])
-            spec = store.spec(name)
             prev = doc.get("_prev")
             if prev is None:
-                await coll.delete_one({"_id": doc_id, "_tx": tx})
+                created.append(doc_id)
             else:
                 await coll.replace_one({"_id": doc_id, "_tx": tx}, dict(prev))
             extra = unique_values(spec, doc) - unique_values(spec, prev)
             await release(store, name, doc_id, extra)
         else:  # claimed, but the document was not written yet
             claimed = 1 if doc is None else int(doc["v"]) + 1
-        # The version it claimed is free again for the next writer. By `_id`: FerretDB
-        # answers only `_id` from an index, any other filter scans the history collection.
-        await store.coll(name + "__h").delete_one({"_id": f"{doc_id}|{claimed}", "tx": tx})
-    await store.coll("_outbox").delete_many({"_tx": tx})
-    await store.coll("_txns").update_one({"_id": tx}, {"$set": {"done": True, "at": now_micros()}})
+        entries.append(f"{doc_id}|{claimed}")
+    if created:
+        await coll.delete_many({**_ids(created), "_tx": tx})
+    # The versions it claimed are free again for the next writer. By `_id`, not by `tx`:
+    # history is not indexed on `tx`.
+    await store.coll(name + "__h").delete_many({**_ids(entries), "tx": tx})
 
 
 async def settle(store: MongoStore, tx: str) -> None:
