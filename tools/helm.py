@@ -10,6 +10,7 @@ built once per version into a cache outside the repository and reused afterwards
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -22,6 +23,20 @@ from tools.ferretdb import find_go
 HELM_VERSION = "v3.19.0"
 HELM_MODULE = "helm.sh/helm/v3/cmd/helm"
 BINARY_NAME = "helm"
+# Kubernetes release of the client-go that helm v3.19.0 is built with (go.mod: v0.34.0).
+K8S_VERSION = (1, 34)
+# What helm's own Makefile stamps in at link time. Without it `helm version` is blank and
+# `helm template` assumes Kubernetes v1.20, below the chart's kubeVersion.
+LDFLAGS = " ".join(
+    [
+        f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+        f"-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor={K8S_VERSION[0]}",
+        f"-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={K8S_VERSION[1]}",
+        f"-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor={K8S_VERSION[0]}",
+        f"-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={K8S_VERSION[1]}",
+    ]
+)
 
 
 class HelmError(RuntimeError):
@@ -34,7 +49,9 @@ def _log(message: str) -> None:
 
 def binary_path() -> Path:
     """Where the helm binary of HELM_VERSION lives (it may not be built yet)."""
-    return cache_root() / "helm" / HELM_VERSION / BINARY_NAME
+    # The link flags are part of the key: changing them builds a new binary.
+    flags = hashlib.sha256(LDFLAGS.encode()).hexdigest()[:8]
+    return cache_root() / "helm" / f"{HELM_VERSION}-{flags}" / BINARY_NAME
 
 
 def build(*, force: bool = False) -> Path:
@@ -55,7 +72,7 @@ def build(*, force: bool = False) -> Path:
         _log(f"building helm {HELM_VERSION} with {go} into {target.parent} (2-5 min) ...")
         started = time.monotonic()
         result = subprocess.run(
-            [go, "install", f"{HELM_MODULE}@{HELM_VERSION}"],
+            [go, "install", "-ldflags", LDFLAGS, f"{HELM_MODULE}@{HELM_VERSION}"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
