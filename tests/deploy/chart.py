@@ -117,7 +117,11 @@ def container_problems(manifests: Sequence[Manifest]) -> list[str]:
 
 def _probe_problems(where: str, container: Mapping[str, Any]) -> list[str]:
     problems = []
-    expected = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+    expected = {
+        "startupProbe": "/healthz",
+        "livenessProbe": "/healthz",
+        "readinessProbe": "/readyz",
+    }
     for probe, path in expected.items():
         got = container.get(probe, {}).get("httpGet", {}).get("path")
         if got != path:
