@@ -22,6 +22,16 @@ KUBE_VERSION = "1.31.0"
 
 Manifest = dict[str, Any]
 
+PARTS = ("gateway", "health", "registry", "education", "tourism")
+# Recognisable secret values: each may show up only base64-encoded, in the chart's Secret.
+FAKE = {
+    "secrets.mongodbPassword": "fake-mongo-5f1c9e2a7d",
+    "secrets.redisPassword": "fake-redis-0b8e61d4c3",
+    **{f"secrets.clientSecrets.{part}": f"fake-client-{part}-93ad0c" for part in PARTS},
+}
+# Values under which the chart renders its own Secret from FAKE.
+CHART_SECRETS = {"secrets.existingSecret": "", **FAKE}
+
 
 class RenderError(Exception):
     """`helm template` refused the values; the message is helm's."""

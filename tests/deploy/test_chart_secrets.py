@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.chart import (
+    CHART_SECRETS,
+    FAKE,
+    PARTS,
     Manifest,
     RenderError,
     component,
@@ -16,15 +19,6 @@ from tests.deploy.chart import (
     raw_render,
     render,
 )
-
-PARTS = ("gateway", "health", "registry", "education", "tourism")
-# Recognisable values: each must show up only base64-encoded, inside the chart's Secret.
-FAKE = {
-    "secrets.mongodbPassword": "fake-mongo-5f1c9e2a7d",
-    "secrets.redisPassword": "fake-redis-0b8e61d4c3",
-    **{f"secrets.clientSecrets.{part}": f"fake-client-{part}-93ad0c" for part in PARTS},
-}
-CHART_SECRETS = {"secrets.existingSecret": "", **FAKE}
 
 
 def test_chart_secret_values_appear_only_base64_encoded_in_the_secret(helm: Path) -> None:
