@@ -180,3 +180,8 @@ def _broken(compose: Compose, change: str) -> Compose:
 )
 def test_the_checks_catch_a_broken_compose_file(compose: Compose, change: str) -> None:
     assert compose_problems(_broken(compose, change)) != []
+
+
+def test_the_trace_ui_is_published_on_loopback_only(compose: Compose) -> None:
+    (mapping,) = compose["services"]["jaeger"]["ports"]
+    assert mapping.startswith("127.0.0.1:")
