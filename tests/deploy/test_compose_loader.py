@@ -94,3 +94,16 @@ def test_the_loader_catches_a_broken_compose_file(
     result = compose_check.check(broken, ENV_EXAMPLE)
     assert result.returncode != 0
     assert re.search(error, result.stderr), result.stderr
+
+
+def test_exactly_the_public_ports_are_published(project: dict[str, Any]) -> None:
+    published = {
+        (name, port["target"], port.get("host_ip", ""))
+        for name, service in project["services"].items()
+        for port in service.get("ports", [])
+    }
+    assert published == {
+        ("gateway", 8000, ""),
+        ("keycloak", 8080, ""),
+        ("jaeger", 16686, "127.0.0.1"),
+    }
