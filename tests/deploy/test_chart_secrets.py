@@ -1,4 +1,5 @@
-"""charts/huimin: secret values never appear in plain text; values that cannot work are refused."""
+"""charts/huimin: secret values never appear in plain text; values that cannot work are
+refused at render time."""
 
 from __future__ import annotations
 
@@ -98,6 +99,7 @@ def test_secret_settings_reach_the_containers_only_by_reference(helm: Path) -> N
             "secrets.clientSecrets.tourism",
         ),
         ({"services.health.module": ""}, "services.health.module is required"),
+        ({"services.registry.pdb.minAvailable": "2"}, "registry.pdb.minAvailable must be below"),
     ],
     ids=[
         "no-issuer",
@@ -107,6 +109,7 @@ def test_secret_settings_reach_the_containers_only_by_reference(helm: Path) -> N
         "no-redis-password",
         "no-client-secret",
         "no-module",
+        "pdb-blocks-drains",
     ],
 )
 def test_values_that_cannot_work_are_refused(

@@ -91,5 +91,9 @@ app.kubernetes.io/component: {{ .part }}
 {{- if and $svc.enabled (not $svc.module) -}}
 {{- fail (printf "services.%s.module is required (the module the image runs)" $part) -}}
 {{- end -}}
+{{- $pods := ternary (int $svc.autoscaling.minReplicas) (int $svc.replicas) $svc.autoscaling.enabled -}}
+{{- if and $svc.enabled (gt $pods 1) (ge (int $svc.pdb.minAvailable) $pods) -}}
+{{- fail (printf "services.%s.pdb.minAvailable must be below its %d pods, or no node could ever be drained" $part $pods) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
