@@ -52,6 +52,7 @@ def compose_problems(doc: Compose) -> list[str]:
     problems: list[str] = []
     services: dict[str, Any] = doc["services"]
     for name, service in services.items():
+        problems += _image_problems(name, service)
         problems += _health_problems(name, service)
         problems += _port_problems(name, service)
         problems += _dependency_problems(name, service, services)
@@ -59,6 +60,16 @@ def compose_problems(doc: Compose) -> list[str]:
         if name in HUIMIN_PARTS:
             problems += _part_problems(name, service, services)
     return problems
+
+
+def _image_problems(name: str, service: Mapping[str, Any]) -> list[str]:
+    image = str(service.get("image", ""))
+    if name in HUIMIN_PARTS:
+        return []  # built here from docker/Dockerfile, whose bases are pinned
+    tag = image.rpartition(":")[2] if ":" in image else ""
+    if not re.match(r"^\d+\.\d+", tag):  # PostgreSQL releases are major.minor
+        return [f"{name}: image {image!r} is not pinned to a release"]
+    return []
 
 
 def _health_problems(name: str, service: Mapping[str, Any]) -> list[str]:

@@ -163,6 +163,8 @@ def _broken(compose: Compose, change: str) -> Compose:
         services["gateway"]["depends_on"]["jaeger"] = {"condition": "service_healthy"}
     elif change == "writable-part":
         services["tourism"]["read_only"] = False
+    elif change == "unpinned-image":
+        services["redis"]["image"] = "redis:7-alpine"
     return doc
 
 
@@ -176,6 +178,7 @@ def _broken(compose: Compose, change: str) -> Compose:
         "literal-url-password",
         "healthy-without-check",
         "writable-part",
+        "unpinned-image",
     ],
 )
 def test_the_checks_catch_a_broken_compose_file(compose: Compose, change: str) -> None:
