@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test test-fast lint fmt bench ferretdb keycloak clean
+.PHONY: help install run test test-fast lint fmt bench ferretdb keycloak helm compose-check clean
 
 help: ## Show this list of targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
@@ -35,7 +35,13 @@ ferretdb: install ## Build the FerretDB v1.24.2 test server (cached outside the 
 keycloak: install ## Fetch Keycloak 26.7.3 from Maven Central (cached outside the repo)
 	$(PY) -m tools.keycloak fetch
 
-test: install ferretdb keycloak ## Run every test, with real servers (FerretDB, Keycloak)
+helm: install ## Build Helm v3.19.0 from the Go module proxy for the chart checks (cached outside the repo)
+	$(PY) -m tools.helm build
+
+compose-check: install ## Build Docker Compose's loader (compose-go) for the compose checks (cached outside the repo)
+	$(PY) -m tools.compose_check build
+
+test: install ferretdb keycloak helm compose-check ## Run every test, with real servers (FerretDB, Keycloak) and the deployment checks (helm, compose-check)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install ## Run the tests that need no real server

@@ -1,0 +1,1 @@
+"""Checks of the deployment files: the Helm chart, the compose file and the Dockerfile."""
