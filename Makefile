@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test test-fast lint fmt bench ferretdb keycloak clean
+.PHONY: help install run test test-fast lint fmt bench ferretdb keycloak redis clean
 
 help: ## Show this list of targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
@@ -35,7 +35,10 @@ ferretdb: install ## Build the FerretDB v1.24.2 test server (cached outside the 
 keycloak: install ## Fetch Keycloak 26.7.3 from Maven Central (cached outside the repo)
 	$(PY) -m tools.keycloak fetch
 
-test: install ferretdb keycloak ## Run every test, with real servers (FerretDB, Keycloak)
+redis: install ## Unpack redis-server from Debian's packages unless on PATH (cached outside the repo)
+	$(PY) -m tools.redis install
+
+test: install ferretdb keycloak redis ## Run every test, with real servers (FerretDB, Keycloak, Redis)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install ## Run the tests that need no real server
