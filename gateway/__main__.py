@@ -1,6 +1,7 @@
 """`python -m gateway`: run the gateway with uvicorn on HUIMIN_HOST:HUIMIN_PORT (8000)."""
 
-from gateway.app import GatewaySettings, create_gateway_app
+from gateway.app import create_gateway_app
+from gateway.settings import GatewaySettings
 from shared.app import serve
 
 if __name__ == "__main__":
