@@ -14,9 +14,11 @@ from gateway.app import create_gateway_app
 from gateway.settings import GatewaySettings
 from shared.settings import build_settings
 from shared.telemetry import setup_telemetry
+from tests.fixtures import started
 from tests.fixtures.gateway import ThreadServer, UpstreamState, serving, upstream_app
 from tests.fixtures.identity import IdP, dev_idp
 from tools._server import free_port
+from tools.redis import RedisError, RedisServer
 
 SERVICES = ("health", "registry", "education", "tourism")
 
@@ -73,3 +75,9 @@ async def gateway_client(
         httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client,
     ):
         yield app, client
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server (Debian's package, see tools/redis.py) for the session."""
+    yield from started(RedisServer(tmp_path_factory.mktemp("redis")), "Redis", RedisError)
