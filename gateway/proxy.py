@@ -86,6 +86,11 @@ class Upstream:
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
+        # aiohttp retries an idempotent request once by itself when a connection drops
+        # (RFC 9112 §9.3.1). That retry would bypass the retry budget and the metrics, so the
+        # proxy does all retrying; no public option exists yet, hence the private flag
+        # (tests/gateway/test_resilience.py counts the connections and notices a change).
+        self.session._retry_connection = False
         gauge = metrics.breaker_state.labels(name)
         gauge.set(BreakerState.closed)
         self.breaker = CircuitBreaker(
