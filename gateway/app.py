@@ -14,12 +14,13 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from gateway.edge import admit, authenticate
 from gateway.metrics import GatewayMetrics
+from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Proxy, upstream_headers, upstream_path
 from gateway.ratelimit import Limiter, MemoryLimiter, RedisLimiter
 from gateway.routes import RouteSpec, RouteTable, load_routes
@@ -93,6 +94,7 @@ def create_gateway_app(
         metrics=metrics,
         limiter=MemoryLimiter(),
     )
+    _serve_merged_openapi(app, table, settings)
     # Longest prefix first, so Starlette picks the most specific route.
     for route in table.routes:
         endpoint = _proxy_endpoint(route)
@@ -110,6 +112,24 @@ def create_gateway_app(
         max_age=600,
     )
     return app
+
+
+def _serve_merged_openapi(app: FastAPI, table: RouteTable, settings: GatewaySettings) -> None:
+    # FastAPI's own /openapi.json describes only the gateway's routes; /docs reads this one.
+    merged = MergedOpenAPI(
+        base=app.openapi,
+        upstreams=lambda: app.state.gateway.proxy.upstreams,
+        mounts=table.mounts(),
+        ttl=settings.openapi_cache_seconds,
+    )
+    app.router.routes[:] = [
+        r for r in app.router.routes if getattr(r, "path", None) != app.openapi_url
+    ]
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(await merged.document())
+
+    app.router.routes.insert(0, Route("/openapi.json", openapi, include_in_schema=False))
 
 
 @asynccontextmanager
