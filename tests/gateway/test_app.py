@@ -16,6 +16,7 @@ from gateway.app import GatewaySettings, create_gateway_app
 from shared.settings import build_settings
 from tests.gateway.conftest import SERVICES, closed_url, settings_for
 from tools._server import free_port
+from tools.devstack import PROCESSES, child_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,3 +123,10 @@ def test_python_m_gateway_serves_json_logs_and_stops_on_sigterm():
     assert access["http_path"] == "/healthz"
     assert access["http_status"] == 200
     assert access["request_id"] == "probe-1"
+
+
+def test_the_dev_stack_gives_fhir_links_the_gateways_base():
+    urls = {"gateway_url": "http://127.0.0.1:8000", "registry_url": "http://127.0.0.1:8002"}
+    health = next(p for p in PROCESSES if p.name == "health")
+    env = child_environment(8001, {}, health.env, urls)
+    assert env["HUIMIN_FHIR_BASE_URL"] == "http://127.0.0.1:8000/fhir"
