@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel, ConfigDict
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +20,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from gateway.edge import admit, authenticate
+from gateway.me import ResidentView
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Proxy, upstream_headers, upstream_path
@@ -26,8 +28,8 @@ from gateway.ratelimit import Limiter, MemoryLimiter, RedisLimiter
 from gateway.routes import RouteSpec, RouteTable, load_routes
 from gateway.settings import GatewaySettings
 from shared.app import create_app
-from shared.auth import auth_lifespan
-from shared.errors import MethodNotAllowed
+from shared.auth import CurrentPrincipal, auth_lifespan
+from shared.errors import MethodNotAllowed, problem_responses
 from shared.settings import get_settings
 from shared.telemetry import Telemetry
 
@@ -95,6 +97,7 @@ def create_gateway_app(
         limiter=MemoryLimiter(),
     )
     _serve_merged_openapi(app, table, settings)
+    app.include_router(me_router)
     # Longest prefix first, so Starlette picks the most specific route.
     for route in table.routes:
         endpoint = _proxy_endpoint(route)
@@ -130,6 +133,42 @@ def _serve_merged_openapi(app: FastAPI, table: RouteTable, settings: GatewaySett
         return JSONResponse(await merged.document())
 
     app.router.routes.insert(0, Route("/openapi.json", openapi, include_in_schema=False))
+
+
+me_router = APIRouter(tags=["resident"])
+
+
+class ResidentSection(BaseModel):
+    """One service's part of `/me`: `status` ok, unavailable, forbidden or timeout."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    detail: str | None = None
+
+
+class Resident360(BaseModel):
+    """`GET /me`: the caller's record and household, health summary and enrollments."""
+
+    resident_id: str
+    complete: bool
+    registry: ResidentSection
+    health: ResidentSection
+    education: ResidentSection
+
+
+@me_router.get(
+    "/me",
+    summary="Your record, household, health summary and enrollments (residents)",
+    response_model=Resident360,
+    responses=problem_responses(401, 403, 429),
+)
+async def me(request: Request, principal: CurrentPrincipal) -> JSONResponse:
+    """Assembled in parallel with your own token; `complete` is false when a part is missing."""
+    gateway: Gateway = request.app.state.gateway
+    limits = await admit(request, principal, gateway.limiter, gateway.settings, gateway.metrics)
+    view = ResidentView(gateway.proxy.upstreams, gateway.settings.me_deadline_seconds)
+    return JSONResponse(await view.build(request, principal), headers=limits)
 
 
 @asynccontextmanager

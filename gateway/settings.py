@@ -45,5 +45,7 @@ class GatewaySettings(Settings):
     cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://localhost:8100"]
     )
+    # `GET /me` answers within this time, marking the sections still missing.
+    me_deadline_seconds: float = Field(default=3.0, gt=0, le=30)
     # The merged OpenAPI document is fetched from the services at most this often.
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
