@@ -1,8 +1,8 @@
 """A Redis test server from Debian's packages, no root needed (`make redis`).
 
-`install()` returns a `redis-server` binary: the one on PATH if there is one, else the
-Debian packages (`redis-server`, `redis-tools`, and the libraries `libjemalloc2`, `liblzf1`)
-fetched with `apt-get download` and unpacked with `dpkg -x` into the cache outside the repo.
+`install()` returns a `redis-server` binary: the one on PATH if there is one, else the one
+of Debian's packages (`redis-server`, `redis-tools`, and the libraries `libjemalloc2`,
+`liblzf1`) unpacked into the cache outside the repo (tools/debian.py).
 `RedisServer` runs one server on a free loopback port, without persistence, for tests and
 benchmarks of the gateway's shared rate limits.
 """
@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
 
-from tools._server import HOST, ManagedServer, Probe, cache_root, die_with_parent, file_lock, log
+from tools._server import HOST, ManagedServer, Probe, die_with_parent, log
+from tools.debian import DebianError, environment, program
 
 # Debian bookworm: redis-tools holds the binary, redis-server its `redis-server` name (a link).
 PACKAGES = ("redis-server", "redis-tools", "libjemalloc2", "liblzf1")
@@ -32,65 +30,12 @@ class RedisError(RuntimeError):
     """Redis could not be installed or started."""
 
 
-def install_dir() -> Path:
-    """Where the unpacked Debian packages live."""
-    return cache_root() / "redis"
-
-
-def _unpacked_binary() -> Path:
-    return install_dir() / "root" / "usr" / "bin" / "redis-server"
-
-
-def _library_path() -> str:
-    root = install_dir() / "root"
-    dirs = [root / "usr" / "lib" / "x86_64-linux-gnu", root / "usr" / "lib" / "aarch64-linux-gnu"]
-    return ":".join(str(d) for d in dirs if d.is_dir())
-
-
 def install() -> Path:
     """Return a runnable `redis-server`, unpacking it from Debian's packages if needed."""
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return Path(on_path)
-    binary = _unpacked_binary()
-    if binary.exists():
-        return binary
-    with file_lock(install_dir() / ".lock", "another Redis install", _PREFIX):
-        if binary.exists():
-            return binary
-        if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-            raise RedisError("no redis-server on PATH and no apt-get/dpkg to fetch one")
-        with tempfile.TemporaryDirectory(prefix="huimin-redis-") as tmp:
-            log(_PREFIX, f"fetching {' '.join(PACKAGES)} from Debian's packages")
-            result = subprocess.run(
-                ["apt-get", "download", *PACKAGES],
-                cwd=tmp,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise RedisError(f"apt-get download failed: {result.stderr.strip()[-500:]}")
-            staging = install_dir() / "root.partial"
-            shutil.rmtree(staging, ignore_errors=True)
-            for deb in sorted(Path(tmp).glob("*.deb")):
-                subprocess.run(["dpkg", "-x", str(deb), str(staging)], check=True)
-            # Renamed into place last, so a half-unpacked tree is never taken for an install.
-            shutil.rmtree(install_dir() / "root", ignore_errors=True)
-            staging.rename(install_dir() / "root")
-    if not binary.exists():
-        raise RedisError(f"the Debian packages held no {binary.name}")
-    log(_PREFIX, f"installed {binary}")
-    return binary
-
-
-def _environment(binary: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    if binary == _unpacked_binary():
-        env["LD_LIBRARY_PATH"] = ":".join(
-            p for p in (_library_path(), env.get("LD_LIBRARY_PATH", "")) if p
-        )
-    return env
+    try:
+        return program(_PREFIX, PACKAGES, "usr/bin/redis-server", command="redis-server")
+    except DebianError as exc:
+        raise RedisError(str(exc)) from None
 
 
 class RedisServer(ManagedServer):
@@ -135,7 +80,7 @@ class RedisServer(ManagedServer):
                     "--dir",
                     str(self._dir),
                 ],
-                env=_environment(binary),
+                env=environment(_PREFIX, binary),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,
