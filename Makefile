@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test test-fast lint fmt bench ferretdb keycloak redis clean
+.PHONY: help install run test test-fast lint fmt bench bench-gateway ferretdb keycloak redis clean
 
 help: ## Show this list of targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
@@ -53,13 +53,18 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ferretdb ## Storage, health (FHIR), registry (1,000,000 residents) and education (200,000 resources) benchmarks; writes bench/results/
+bench: install ferretdb redis ## Storage, health (FHIR), registry (1,000,000 residents), education (200,000 resources) and gateway (vs nginx) benchmarks; writes bench/results/
 	$(PY) -m bench.storage
 	$(PY) -m bench.loadgen install
 	$(PY) -m bench.health
 	$(PY) -m bench.health --store mongo
 	$(PY) -m bench.registry
 	$(PY) -m bench.education
+	$(PY) -m bench.gateway
+
+bench-gateway: install redis ## Only the gateway benchmark: gateway vs nginx (Debian's package), Redis-shared limit
+	$(PY) -m bench.loadgen install
+	$(PY) -m bench.gateway
 
 clean: ## Remove the virtualenv, caches and var/ (demo data)
 	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache
