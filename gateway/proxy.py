@@ -11,6 +11,7 @@ upstream connection chunk by chunk, and the response body the other way.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from time import perf_counter
 from urllib.parse import unquote_to_bytes
@@ -48,6 +49,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Set by the gateway itself: a client's own values would let it spoof its address or id.
+# `Expect: 100-continue` was already answered to the client by the server; passed on, it
+# would make the upstream call wait a round trip for a second 100 (nginx drops it too).
 _REPLACED = frozenset(
     {
         "host",
@@ -56,8 +59,12 @@ _REPLACED = frozenset(
         "x-forwarded-host",
         "forwarded",
         "x-request-id",
+        "expect",
     }
 )
+# A Host header is a name or address and a port: anything else could break the quoting of
+# `Forwarded` or mislead an upstream that builds links from X-Forwarded-Host.
+_VALID_HOST = re.compile(r"^([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _BAD_HEADER_BYTES = (b"\r", b"\n", b"\x00")
 
@@ -323,6 +330,8 @@ def upstream_headers(scope: Scope) -> CIMultiDict[str]:
         if name == "connection":
             connection_listed.update(t.strip().lower() for t in value.split(","))
         elif name == "host":
+            if not _VALID_HOST.match(value):
+                raise BadRequest("The Host header is not a valid host name and port.")
             host = value
         if name not in HOP_BY_HOP and name not in _REPLACED:
             kept.append((name, value))
