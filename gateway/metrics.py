@@ -20,7 +20,7 @@ class GatewayMetrics:
         )
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
-            "Upstream calls that failed, by kind (connect, timeout, disconnect, status_5xx).",
+            "Upstream calls that failed, by kind (connect, timeout, disconnect, status_5xx, body).",
             ["upstream", "kind"],
             registry=registry,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from time import perf_counter
 from urllib.parse import unquote_to_bytes
 
@@ -140,11 +140,17 @@ class _Body:
 class UpstreamResponse(Response):
     """Streams an aiohttp response to the client, releasing the connection at the end."""
 
-    def __init__(self, upstream: aiohttp.ClientResponse, headers: list[tuple[bytes, bytes]]):
+    def __init__(
+        self,
+        upstream: aiohttp.ClientResponse,
+        headers: list[tuple[bytes, bytes]],
+        on_body_error: Callable[[BaseException], None],
+    ):
         self.status_code = upstream.status
         self.raw_headers = headers
         self.background = None
         self._upstream = upstream
+        self._on_body_error = on_body_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send status and headers, then the body as it arrives."""
@@ -159,6 +165,11 @@ class UpstreamResponse(Response):
             async for chunk in self._upstream.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Too late for an error response: re-raised, so the server aborts the connection
+            # and the client sees a truncated body, never a complete-looking one.
+            self._on_body_error(exc)
+            raise
         finally:
             self._upstream.release()
 
@@ -207,20 +218,35 @@ class Proxy:
             )
         body = _Body(request) if _has_body(scope) else None
         self.budget.on_request()
-        with tracer.start_as_current_span(
-            f"{method} {upstream.name}", kind=trace.SpanKind.CLIENT
-        ) as span:
-            span.set_attribute("http.request.method", method)
-            span.set_attribute("server.address", upstream.base_url)
-            propagate.inject(headers)
-            response = await self._send(upstream, method, target, headers, body)
-            span.set_attribute("http.response.status_code", response.status)
+        try:
+            with tracer.start_as_current_span(
+                f"{method} {upstream.name}", kind=trace.SpanKind.CLIENT
+            ) as span:
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("server.address", upstream.base_url)
+                propagate.inject(headers)
+                response = await self._send(upstream, method, target, headers, body)
+                span.set_attribute("http.response.status_code", response.status)
+        except BaseException:
+            # Either the upstream's failure was counted already, or it was no verdict on the
+            # upstream at all (the client's body was too large, the client left): in both
+            # cases a half-open probe is over and the next request may probe again.
+            upstream.breaker.release()
+            raise
         if response.status in (502, 503, 504):
             self.metrics.upstream_errors.labels(upstream.name, "status_5xx").inc()
             upstream.breaker.failure()
         else:
             upstream.breaker.success()
-        return UpstreamResponse(response, response_headers(response, extra_headers))
+        return UpstreamResponse(
+            response,
+            response_headers(response, extra_headers),
+            lambda exc: self._body_lost(upstream, exc),
+        )
+
+    def _body_lost(self, upstream: Upstream, exc: BaseException) -> None:
+        self.metrics.upstream_errors.labels(upstream.name, "body").inc()
+        logger.warning("upstream %s failed while sending its body: %r", upstream.name, exc)
 
     async def _send(
         self,
@@ -267,9 +293,6 @@ class Proxy:
                 raise BadGateway(
                     f"The {upstream.name} service could not be reached.", upstream=upstream.name
                 ) from None
-            except BaseException:
-                upstream.breaker.release()
-                raise
             self.metrics.upstream_duration.labels(upstream.name).observe(perf_counter() - started)
             return response
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
+import httpx
+import pytest
+
+from gateway.app import create_gateway_app
 from gateway.resilience import BreakerState, CircuitBreaker, RetryBudget
-from tests.fixtures.gateway import DroppingUpstream, ThreadServer, UpstreamState
+from tests.fixtures.gateway import DroppingUpstream, ThreadServer, UpstreamState, serving
 from tests.gateway.conftest import closed_url, gateway_client, settings_for
 
 
@@ -124,3 +129,51 @@ def test_retry_budget_grows_with_requests():
     budget.on_request()
     assert budget.try_spend()
     assert not budget.try_spend()
+
+
+async def test_a_probe_ended_by_the_clients_own_error_does_not_jam_the_breaker(
+    idp, upstream: ThreadServer, upstream_state: UpstreamState, token
+):
+    settings = settings_for(
+        idp, upstream.url, breaker_failures=1, breaker_open_seconds=0.3, max_body_bytes=100
+    )
+
+    async def oversized() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"x" * 100
+
+    async with gateway_client(settings) as (_, client):
+        assert (await client.get("/tourism/fail")).status_code == 503  # opens the breaker
+        await asyncio.sleep(0.4)
+        probe = await client.post(
+            "/tourism/echo/x",
+            content=oversized(),
+            headers={"Authorization": f"Bearer {token()}"},
+        )
+        upstream_state.fail_status = 200
+        after = await client.get("/tourism/fail")
+    assert probe.status_code == 413
+    # The 413 said nothing about the upstream: the next request may probe it.
+    assert after.status_code == 200, after.text
+
+
+async def read_whole(client: httpx.AsyncClient, path: str) -> bytes:
+    async with client.stream("GET", path) as response:
+        assert response.status_code == 200
+        return await response.aread()
+
+
+async def test_an_upstream_stalling_mid_body_aborts_the_response(
+    idp, upstream: ThreadServer, upstream_state: UpstreamState
+):
+    app = create_gateway_app(settings_for(idp, upstream.url, read_timeout=0.5))
+    try:
+        with serving(app) as gateway:
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await read_whole(client, "/tourism/gated")  # first chunk, then silence
+                metrics = (await client.get("/metrics")).text
+    finally:
+        upstream_state.finish_response.set()  # let the upstream's stream end
+    # Counted, and the client saw a broken body rather than a complete-looking one.
+    assert 'gateway_upstream_errors_total{kind="body",upstream="tourism"} 1.0' in metrics
