@@ -49,9 +49,9 @@ _ALLOWED = [
 ]
 
 
-class ProxyRoute(Route):
-    """A plain Starlette route (no FastAPI dependency machinery on the hot path) that still
-    names itself in the scope, as FastAPI's routes do, so metrics label it by template."""
+class NamedRoute(Route):
+    """A plain Starlette route (no FastAPI dependency machinery on the proxy's hot path) that
+    still names itself in the scope, as FastAPI's routes do, so metrics label it by template."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """Starlette's match, plus `route` in the child scope."""
@@ -101,9 +101,9 @@ def create_gateway_app(
     # Longest prefix first, so Starlette picks the most specific route.
     for route in table.routes:
         endpoint = _proxy_endpoint(route)
-        app.router.routes.append(ProxyRoute(route.prefix, endpoint, methods=_ANY_METHOD))
+        app.router.routes.append(NamedRoute(route.prefix, endpoint, methods=_ANY_METHOD))
         app.router.routes.append(
-            ProxyRoute(route.prefix + "/{rest:path}", endpoint, methods=_ANY_METHOD)
+            NamedRoute(route.prefix + "/{rest:path}", endpoint, methods=_ANY_METHOD)
         )
     # Outermost: a preflight is answered before any token or limit is looked at.
     app.add_middleware(
@@ -132,7 +132,7 @@ def _serve_merged_openapi(app: FastAPI, table: RouteTable, settings: GatewaySett
     async def openapi(request: Request) -> Response:
         return JSONResponse(await merged.document())
 
-    app.router.routes.insert(0, Route("/openapi.json", openapi, include_in_schema=False))
+    app.router.routes.insert(0, NamedRoute("/openapi.json", openapi, include_in_schema=False))
 
 
 me_router = APIRouter(tags=["resident"])

@@ -92,9 +92,11 @@ async def test_metrics_show_requests_and_upstream_errors(idp, upstream: ThreadSe
     async with gateway_client(settings_for(idp, upstream.url, read_timeout=0.2)) as (_, client):
         await client.get("/tourism/echo/x")
         await client.get("/tourism/slow?seconds=1")
+        await client.get("/openapi.json")
         metrics = (await client.get("/metrics")).text
     assert 'route="/tourism/{rest}",status="200"' in metrics
     assert 'route="/tourism/{rest}",status="504"' in metrics
+    assert 'route="/openapi.json",status="200"' in metrics
     assert 'gateway_upstream_errors_total{kind="timeout",upstream="tourism"} 1.0' in metrics
     assert 'gateway_breaker_state{upstream="registry"} 0.0' in metrics
     assert "gateway_upstream_duration_seconds_bucket" in metrics
