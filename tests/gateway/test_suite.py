@@ -20,6 +20,7 @@ from tools.service_server import ServiceServer
 class Suite:
     gateway: ServiceServer
     idp: IdP
+    services: dict[str, ServiceServer]
 
     def client(self, user: str | None = None, scope: str | None = None) -> httpx.Client:
         headers = {}
@@ -32,7 +33,8 @@ class Suite:
 def suite(idp: IdP, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     tmp = tmp_path_factory.mktemp("suite")
     gateway_port = free_port()
-    common = {"HUIMIN_OIDC_ISSUER": idp.issuer}
+    # Demo data: the dev issuer's `citizen` is resident R-00000001 with a linked Patient.
+    common = {"HUIMIN_OIDC_ISSUER": idp.issuer, "HUIMIN_DEMO_DATA": "true"}
     started: list[ServiceServer] = []
     try:
         for name, extra in (
@@ -53,7 +55,8 @@ def suite(idp: IdP, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]
         )
         gateway._port = gateway_port  # the port the health service names in its links
         started.append(gateway.start())
-        yield Suite(gateway, idp)
+        services = {s.module.removeprefix("services."): s for s in started[:-1]}
+        yield Suite(gateway, idp, services)
     finally:
         for server in reversed(started):
             server.stop()
@@ -102,3 +105,23 @@ def test_merged_openapi_of_the_real_services(suite: Suite):
     for ref in refs(document):
         kind, name = ref.removeprefix("#/components/").split("/")
         assert name in document["components"][kind], ref
+
+
+def test_me_of_a_real_citizen_then_with_education_stopped(suite: Suite):
+    """Last in the module: it stops the education service."""
+    with suite.client("citizen", scope="patient/*.rs") as citizen:
+        whole = citizen.get("/me")
+        suite.services["education"].stop()
+        partial = citizen.get("/me")
+    assert whole.status_code == 200, whole.text
+    body = whole.json()
+    assert body["complete"] is True, body
+    assert body["registry"]["record"]["id"] == body["resident_id"]
+    assert body["health"]["patient"]["resourceType"] == "Patient"
+    assert isinstance(body["education"]["enrollments"], list | dict)
+    later = partial.json()
+    assert partial.status_code == 200
+    assert later["complete"] is False
+    assert later["education"]["status"] == "unavailable"
+    assert later["registry"]["status"] == "ok"
+    assert later["health"]["status"] == "ok"
