@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test test-fast lint fmt bench ferretdb keycloak helm compose-check clean
+.PHONY: help install run test test-fast lint fmt bench bench-gateway ferretdb keycloak redis helm compose-check clean
 
 help: ## Show this list of targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
@@ -41,7 +41,10 @@ helm: install ## Build Helm v3.19.0 from the Go module proxy for the chart check
 compose-check: install ## Build Docker Compose's loader (compose-go) for the compose checks (cached outside the repo)
 	$(PY) -m tools.compose_check build
 
-test: install ferretdb keycloak helm compose-check ## Run every test, with real servers (FerretDB, Keycloak) and the deployment checks (helm, compose-check)
+redis: install ## Unpack redis-server from Debian's packages unless on PATH (cached outside the repo)
+	$(PY) -m tools.redis install
+
+test: install ferretdb keycloak redis helm compose-check ## Run every test, with real servers (FerretDB, Keycloak, Redis) and the deployment checks (helm, compose-check)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install ## Run the tests that need no real server
@@ -56,13 +59,18 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ferretdb ## Storage, health (FHIR), registry (1,000,000 residents) and education (200,000 resources) benchmarks; writes bench/results/
+bench: install ferretdb redis ## Storage, health (FHIR), registry (1,000,000 residents), education (200,000 resources) and gateway (vs nginx) benchmarks; writes bench/results/
 	$(PY) -m bench.storage
 	$(PY) -m bench.loadgen install
 	$(PY) -m bench.health
 	$(PY) -m bench.health --store mongo
 	$(PY) -m bench.registry
 	$(PY) -m bench.education
+	$(PY) -m bench.gateway
+
+bench-gateway: install redis ## Only the gateway benchmark: gateway vs nginx (Debian's package), Redis-shared limit
+	$(PY) -m bench.loadgen install
+	$(PY) -m bench.gateway
 
 clean: ## Remove the virtualenv, caches and var/ (demo data)
 	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache

@@ -1,25 +1,210 @@
-"""The API gateway: the suite's only public entry (routing to services comes later)."""
+"""The API gateway: the suite's only public entry.
+
+Requests under a route table prefix (`gateway/routes.toml`) are checked at the edge (path,
+headers, token, rate limit) and streamed to their service; the gateway keeps no data.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel, ConfigDict
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
+
+from gateway.edge import admit, authenticate
+from gateway.me import ResidentView
+from gateway.metrics import GatewayMetrics
+from gateway.openapi import MergedOpenAPI
+from gateway.proxy import Proxy, upstream_headers, upstream_path
+from gateway.ratelimit import Limiter, MemoryLimiter, RedisLimiter
+from gateway.routes import RouteSpec, RouteTable, load_routes
+from gateway.settings import GatewaySettings
 from shared.app import create_app
-from shared.settings import Settings, get_settings
+from shared.auth import CurrentPrincipal, auth_lifespan
+from shared.errors import MethodNotAllowed, problem_responses
+from shared.settings import get_settings
 from shared.telemetry import Telemetry
 
+__all__ = ["GatewaySettings", "create_gateway_app"]
 
-class GatewaySettings(Settings):
-    """Gateway settings: the shared `HUIMIN_*` variables with the gateway's defaults."""
+# Every method reaches the proxy endpoint, which answers 405 itself from the route table:
+# Starlette would otherwise fall through to a shorter prefix that allows the method.
+_ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+# Headers a browser script may read on a cross-origin response.
+_EXPOSED = [
+    *("Location", "ETag", "Content-Location", "Retry-After", "X-Request-ID"),
+    *("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"),
+]
+_ALLOWED = [
+    *("Authorization", "Content-Type", "If-Match", "If-None-Match", "Prefer"),
+    *("X-Request-ID", "traceparent", "tracestate"),
+]
 
-    service_name: str = "gateway"
-    port: int = 8000
+
+class NamedRoute(Route):
+    """A plain Starlette route (no FastAPI dependency machinery on the proxy's hot path) that
+    still names itself in the scope, as FastAPI's routes do, so metrics label it by template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Starlette's match, plus `route` in the child scope."""
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
+@dataclass
+class Gateway:
+    """What the proxy endpoints share (on `app.state.gateway`)."""
+
+    settings: GatewaySettings
+    table: RouteTable
+    proxy: Proxy
+    metrics: GatewayMetrics
+    limiter: Limiter
 
 
 def create_gateway_app(
     settings: GatewaySettings | None = None, *, telemetry: Telemetry | None = None
 ) -> FastAPI:
-    """Build the gateway app (`uvicorn --factory gateway.app:create_gateway_app` works too)."""
+    """Build the gateway app (`uvicorn --factory gateway.app:create_gateway_app` works too).
+
+    The route table is read and checked here, so a bad file stops the start-up
+    (`gateway.routes.RouteFileError`).
+    """
     settings = settings if settings is not None else get_settings(GatewaySettings)
-    # No store: the gateway keeps no data of its own; each service owns its data.
-    return create_app(settings, title="Huimin API", telemetry=telemetry)
+    table = load_routes(settings.routes_file, settings.upstream_urls)
+    app = create_app(
+        settings,
+        title="Huimin API",
+        lifespan_hooks=[auth_lifespan(settings), _clients_hook],
+        telemetry=telemetry,
+    )
+    metrics = GatewayMetrics(app.state.metrics.registry)
+    app.state.gateway = Gateway(
+        settings=settings,
+        table=table,
+        proxy=Proxy(settings, metrics),
+        metrics=metrics,
+        limiter=MemoryLimiter(),
+    )
+    _serve_merged_openapi(app, table, settings)
+    app.include_router(me_router)
+    # Longest prefix first, so Starlette picks the most specific route.
+    for route in table.routes:
+        endpoint = _proxy_endpoint(route)
+        app.router.routes.append(NamedRoute(route.prefix, endpoint, methods=_ANY_METHOD))
+        app.router.routes.append(
+            NamedRoute(route.prefix + "/{rest:path}", endpoint, methods=_ANY_METHOD)
+        )
+    # Outermost: a preflight is answered before any token or limit is looked at.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=_ANY_METHOD,
+        allow_headers=_ALLOWED,
+        expose_headers=_EXPOSED,
+        max_age=600,
+    )
+    return app
+
+
+def _serve_merged_openapi(app: FastAPI, table: RouteTable, settings: GatewaySettings) -> None:
+    # FastAPI's own /openapi.json describes only the gateway's routes; /docs reads this one.
+    merged = MergedOpenAPI(
+        base=app.openapi,
+        upstreams=lambda: app.state.gateway.proxy.upstreams,
+        mounts=table.mounts(),
+        ttl=settings.openapi_cache_seconds,
+    )
+    app.router.routes[:] = [
+        r for r in app.router.routes if getattr(r, "path", None) != app.openapi_url
+    ]
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(await merged.document())
+
+    app.router.routes.insert(0, NamedRoute("/openapi.json", openapi, include_in_schema=False))
+
+
+me_router = APIRouter(tags=["resident"])
+
+
+class ResidentSection(BaseModel):
+    """One service's part of `/me`: `status` ok, unavailable, forbidden or timeout."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    detail: str | None = None
+
+
+class Resident360(BaseModel):
+    """`GET /me`: the caller's record and household, health summary and enrollments."""
+
+    resident_id: str
+    complete: bool
+    registry: ResidentSection
+    health: ResidentSection
+    education: ResidentSection
+
+
+@me_router.get(
+    "/me",
+    summary="Your record, household, health summary and enrollments (residents)",
+    response_model=Resident360,
+    responses=problem_responses(401, 403, 429),
+)
+async def me(request: Request, principal: CurrentPrincipal) -> JSONResponse:
+    """Assembled in parallel with your own token; `complete` is false when a part is missing."""
+    gateway: Gateway = request.app.state.gateway
+    limits = await admit(request, principal, gateway.limiter, gateway.settings, gateway.metrics)
+    view = ResidentView(gateway.proxy.upstreams, gateway.settings.me_deadline_seconds)
+    return JSONResponse(await view.build(request, principal), headers=limits)
+
+
+@asynccontextmanager
+async def _clients_hook(app: FastAPI) -> AsyncIterator[None]:
+    # Pools and the Redis client belong to the event loop that serves: made here, not above.
+    gateway: Gateway = app.state.gateway
+    gateway.proxy.open(gateway.table.upstreams)
+    if gateway.settings.redis_url:
+        redis_limiter = RedisLimiter(gateway.settings.redis_url)
+        gateway.limiter = redis_limiter
+        app.state.readiness_checks["redis"] = redis_limiter.ping
+    for name, upstream in gateway.proxy.upstreams.items():
+        app.state.readiness_checks[f"upstream:{name}"] = upstream.ping
+    try:
+        yield
+    finally:
+        await gateway.limiter.close()
+        await gateway.proxy.close()
+
+
+def _proxy_endpoint(route: RouteSpec) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    allow = ", ".join(route.methods)
+
+    async def proxy(request: Request) -> Response:
+        if request.method not in route.methods:
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed on {route.prefix}.", headers={"Allow": allow}
+            )
+        # Path and headers first: a traversal or injection attempt is refused as such (400),
+        # whoever sends it, and nothing below sees it.
+        path = upstream_path(request.scope, route)
+        headers = upstream_headers(request.scope)
+        gateway: Gateway = request.app.state.gateway
+        principal = await authenticate(request, route)
+        limits = await admit(request, principal, gateway.limiter, gateway.settings, gateway.metrics)
+        return await gateway.proxy.forward(request, route, path, headers, limits)
+
+    proxy.__name__ = f"proxy_{route.upstream}"
+    return proxy

@@ -67,8 +67,13 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         "health",
         "services.health",
         8001,
-        # Residents registered in the registry become linked Patients (docs/events.md).
-        env={"HUIMIN_DEMO_DATA": "true", "HUIMIN_REGISTRY_EVENTS_URL": "{registry_url}/events"},
+        # Residents registered in the registry become linked Patients (docs/events.md);
+        # FHIR links name the gateway, where clients reach the service (docs/gateway.md).
+        env={
+            "HUIMIN_DEMO_DATA": "true",
+            "HUIMIN_REGISTRY_EVENTS_URL": "{registry_url}/events",
+            "HUIMIN_FHIR_BASE_URL": "{gateway_url}/fhir",
+        },
     ),
     ProcessSpec("registry", "services.registry", 8002, env={"HUIMIN_DEMO_DATA": "true"}),
     ProcessSpec(

@@ -14,7 +14,9 @@ import httpx
 
 from gateway.app import GatewaySettings, create_gateway_app
 from shared.settings import build_settings
+from tests.gateway.conftest import SERVICES, closed_url, settings_for
 from tools._server import free_port
+from tools.devstack import PROCESSES, child_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +32,8 @@ def test_gateway_defaults():
     assert (settings.service_name, settings.host, settings.port) == ("gateway", "127.0.0.1", 8000)
 
 
-async def test_gateway_answers_health_and_readiness():
-    app = create_gateway_app(build_settings(GatewaySettings))
+async def test_gateway_answers_health_and_readiness(idp, upstream):
+    app = create_gateway_app(settings_for(idp, upstream.url))
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -41,10 +43,28 @@ async def test_gateway_answers_health_and_readiness():
         ready = await client.get("/readyz")
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "service": "gateway"}
-    # No store of its own: ready as soon as it runs.
+    # No store of its own: ready when the identity provider and every upstream answer.
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"identity": "ok", **{f"upstream:{name}": "ok" for name in SERVICES}},
+    }
     assert app.state.store is None
+
+
+async def test_gateway_is_not_ready_while_an_upstream_is_down(idp, upstream):
+    urls = {name: upstream.url for name in SERVICES} | {"tourism": closed_url()}
+    app = create_gateway_app(settings_for(idp, urls))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+    assert ready.json()["checks"]["upstream:tourism"] == "failed"
+    assert ready.json()["checks"]["upstream:health"] == "ok"
 
 
 def test_python_m_gateway_refuses_unsafe_production_settings():
@@ -103,3 +123,10 @@ def test_python_m_gateway_serves_json_logs_and_stops_on_sigterm():
     assert access["http_path"] == "/healthz"
     assert access["http_status"] == 200
     assert access["request_id"] == "probe-1"
+
+
+def test_the_dev_stack_gives_fhir_links_the_gateways_base():
+    urls = {"gateway_url": "http://127.0.0.1:8000", "registry_url": "http://127.0.0.1:8002"}
+    health = next(p for p in PROCESSES if p.name == "health")
+    env = child_environment(8001, {}, health.env, urls)
+    assert env["HUIMIN_FHIR_BASE_URL"] == "http://127.0.0.1:8000/fhir"
