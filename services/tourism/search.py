@@ -1,0 +1,244 @@
+"""Place search: near a point (by distance), inside a box, full text in Chinese and English,
+filters (type, category, free, wheelchair access, open at an instant), cursor paging — every
+part answered from the storage indexes (docs/tourism.md has the method and its limits).
+
+- **Near**: the circle's bounding box is covered by at most 48 geohash cells of one
+  precision (`geo.cover`), asked as `In(cell, ...)` with the box's latitudes as a `Range`;
+  those candidates (at most `MAX_CANDIDATES`) get their exact haversine distance, those
+  within the radius (edge included) are sorted by (distance, id). The cursor is the last
+  (distance, id) given, so a page never repeats or skips a place.
+- **Box**: covering cells plus exact `Range`s on latitude and longitude (two longitude
+  ranges when the box crosses the 180th meridian): the index alone decides.
+- **Text**: the query is cut like the indexed names (`shared.storage.keys.terms`): CJK
+  bigrams and short words must all be held (`AllOf`), longer Latin words are prefixes.
+- **Open at**: the weekly and special opening spans (hours.py) give a superset of the
+  places open then; `hours.is_open` decides each one exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.tourism import hours
+from services.tourism.geo import Box, circle_box, cover, haversine_m
+from services.tourism.repository import PLACES, TourismRepository
+from shared.errors import BadRequest, Unprocessable
+from shared.storage import (
+    AllOf,
+    AnyOf,
+    Bounds,
+    Eq,
+    In,
+    Predicate,
+    Prefix,
+    Query,
+    Range,
+    Record,
+    Span,
+)
+from shared.storage.keys import terms
+
+MAX_RADIUS_M = 50_000
+MAX_CANDIDATES = 5_000
+MAX_QUERY_TERMS = 16
+PREFIX_MIN = 3
+# Rounds of store reads a page filtered by opening hours may take before it is returned
+# short (its cursor still goes on): bounds the work of one request.
+MAX_ROUNDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Near:
+    """A circle: centre (degrees) and radius (metres)."""
+
+    lat: float
+    lon: float
+    radius_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    """The parameters of `GET /places` (all optional, AND-combined)."""
+
+    q: str | None = None
+    types: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    free: bool | None = None
+    wheelchair: bool | None = None
+    open_at: datetime | None = None
+    near: Near | None = None
+    box: Box | None = None
+    state: str = "active"
+
+
+@dataclass
+class Found:
+    """One page of places, with each one's distance (metres) in a near search."""
+
+    items: list[tuple[Record, float | None]]
+    next_cursor: str | None
+
+
+def text_predicates(q: str) -> list[Predicate]:
+    """Index predicates a text query needs; 422 for one with no terms or too many."""
+    found = terms(q)
+    if not found or len(found) > MAX_QUERY_TERMS:
+        message = "has no searchable words" if not found else f"has over {MAX_QUERY_TERMS} terms"
+        raise Unprocessable(
+            "The search text cannot be used.",
+            errors=[{"field": "q", "in": "query", "message": message}],
+        )
+    exact = [t for t in found if not (t.isascii() and len(t) >= PREFIX_MIN)]
+    where: list[Predicate] = [AllOf("term", exact)] if exact else []
+    where.extend(Prefix("term", t) for t in found if t.isascii() and len(t) >= PREFIX_MIN)
+    return where
+
+
+def box_predicates(box: Box) -> list[Predicate]:
+    """Exact index predicates of a box: its covering cells, latitudes and longitudes."""
+    lon: Predicate
+    if box.crosses_antimeridian:
+        lon = AnyOf([Range("lon", ge=box.west), Range("lon", le=box.east)])
+    else:
+        lon = Range("lon", ge=box.west, le=box.east)
+    return [In("cell", cover(box)), Range("lat", ge=box.south, le=box.north), lon]
+
+
+def open_predicate(at: datetime) -> Predicate:
+    """Places whose weekly or special spans hold the instant (a superset of the open ones)."""
+    week = hours.week_point(at)
+    return AnyOf(
+        [
+            Span("open_week", low=Bounds(le=week), high=Bounds(gt=week)),
+            Span("open_dates", low=Bounds(le=at), high=Bounds(gt=at)),
+        ]
+    )
+
+
+def _encode(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, fingerprint: str) -> dict[str, Any]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise BadRequest("Malformed cursor.") from exc
+    if not isinstance(data, dict) or data.get("h") != fingerprint:
+        raise BadRequest("The cursor belongs to another search.")
+    return data
+
+
+class PlaceSearch:
+    """Searches places."""
+
+    def __init__(self, repo: TourismRepository) -> None:
+        self.repo = repo
+
+    def where(self, c: Criteria) -> list[Predicate]:
+        """The index predicates of a search. Order matters among predicates of equal rank
+        (the store drives by the first): the area and the text first, facets after."""
+        where: list[Predicate] = []
+        if c.near is not None:
+            box = circle_box(c.near.lat, c.near.lon, c.near.radius_m)
+            where += [In("cell", cover(box)), Range("lat", ge=box.south, le=box.north)]
+        if c.box is not None:
+            where += box_predicates(c.box)
+        if c.q:
+            where += text_predicates(c.q)
+        if c.types:
+            where.append(In("type", list(c.types)))
+        if c.categories:
+            where.append(In("category", list(c.categories)))
+        if c.free is not None:
+            where.append(Eq("free", "yes" if c.free else "no"))
+        if c.wheelchair is not None:
+            where.append(Eq("wheelchair", "yes" if c.wheelchair else "no"))
+        if c.open_at is not None:
+            where.append(open_predicate(c.open_at))
+        where.append(Eq("state", c.state))
+        return where
+
+    async def search(self, c: Criteria, *, limit: int, cursor: str | None) -> Found:
+        """One page of matching places."""
+        fingerprint = hashlib.sha256(repr((c, limit)).encode()).hexdigest()[:16]
+        state = _decode(cursor, fingerprint) if cursor else {}
+        where = self.where(c)
+        if c.near is not None:
+            return await self._near(c, c.near, where, limit, state, fingerprint)
+        return await self._listed(c, where, limit, state, fingerprint)
+
+    def _open(self, c: Criteria, record: Record) -> bool:
+        return c.open_at is None or bool(hours.is_open(record.body.get("opening_hours"), c.open_at))
+
+    async def _near(
+        self,
+        c: Criteria,
+        near: Near,
+        where: list[Predicate],
+        limit: int,
+        state: dict[str, Any],
+        fingerprint: str,
+    ) -> Found:
+        candidates: list[Record] = []
+        store_cursor: str | None = None
+        while True:
+            page = await self.repo.search(
+                PLACES, Query(where=where, limit=1000, cursor=store_cursor)
+            )
+            candidates.extend(page.items)
+            if len(candidates) > MAX_CANDIDATES:
+                raise Unprocessable(
+                    f"Over {MAX_CANDIDATES} places lie in the area searched; "
+                    "search a smaller radius or add a filter.",
+                    errors=[{"field": "radius", "in": "query", "message": "too many places"}],
+                )
+            store_cursor = page.next_cursor
+            if store_cursor is None:
+                break
+        scored = []
+        for record in candidates:
+            geo = record.body["geo"]
+            d = haversine_m(near.lat, near.lon, geo["latitude"], geo["longitude"])
+            if d <= near.radius_m and self._open(c, record):
+                scored.append((d, record.id, record))
+        scored.sort(key=lambda s: (s[0], s[1]))
+        if "d" in state:
+            after = (float(state["d"]), str(state["i"]))
+            scored = [s for s in scored if (s[0], s[1]) > after]
+        page_items = scored[:limit]
+        nxt = None
+        if len(scored) > limit:
+            last = page_items[-1]
+            nxt = _encode({"h": fingerprint, "d": last[0], "i": last[1]})
+        return Found([(r, d) for d, _, r in page_items], nxt)
+
+    async def _listed(
+        self,
+        c: Criteria,
+        where: list[Predicate],
+        limit: int,
+        state: dict[str, Any],
+        fingerprint: str,
+    ) -> Found:
+        # Each round asks for exactly what the page still needs, so every record read is
+        # either given or rejected, and the store's cursor is where the next page starts.
+        items: list[tuple[Record, float | None]] = []
+        store_cursor = state.get("c")
+        for _ in range(MAX_ROUNDS):
+            page = await self.repo.search(
+                PLACES, Query(where=where, limit=limit - len(items), cursor=store_cursor)
+            )
+            items += [(r, None) for r in page.items if self._open(c, r)]
+            store_cursor = page.next_cursor
+            if store_cursor is None or len(items) >= limit:
+                break
+        nxt = _encode({"h": fingerprint, "c": store_cursor}) if store_cursor else None
+        return Found(items, nxt)
