@@ -86,7 +86,7 @@ def test_unknown_hours_are_neither_open_nor_closed() -> None:
 def test_all_day_and_the_instant_in_any_zone() -> None:
     always = {
         "regular": [
-            {"day_of_week": WEEKDAYS + ["Saturday", "Sunday"], "opens": "00:00", "closes": "24:00"}
+            {"day_of_week": [*WEEKDAYS, "Saturday", "Sunday"], "opens": "00:00", "closes": "24:00"}
         ]
     }
     assert is_open(always, at("2026-06-01 00:00")) is True

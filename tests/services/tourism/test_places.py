@@ -15,7 +15,8 @@ def _found(tourism: Tourism, word: str) -> list[Any]:
     with tourism.client("editor") as editor:
         page = ok(editor.get("/places", params={"q": word}))
         retired = ok(editor.get("/places", params={"q": word, "state": "retired"}))
-    return page["items"] + retired["items"]
+    found: list[Any] = page["items"] + retired["items"]
+    return found
 
 
 def test_a_place_keeps_every_field(tourism: Tourism) -> None:
@@ -237,7 +238,8 @@ def test_retired_places_are_hidden_from_the_public(tourism: Tourism) -> None:
     with tourism.client("editor") as editor:
         made = create(editor, tags=[word])
         retired = ok(editor.post(f"/places/{made['id']}/retire", headers={"If-Match": 'W/"1"'}))
-        assert retired["state"] == "retired" and retired["date_retired"]
+        assert retired["state"] == "retired"
+        assert retired["date_retired"]
         again = ok(editor.post(f"/places/{made['id']}/retire"))
         assert again["version"] == retired["version"]  # a retried request changes nothing
         assert editor.patch(f"/places/{made['id']}", json={"tags": ["x"]}).status_code == 409
