@@ -119,10 +119,11 @@ def week_point(at: datetime) -> datetime:
 
 def _wrap(start: int, end: int) -> list[tuple[int, int]]:
     """[start, end) minutes of a week, split where it wraps the week's end."""
-    if end - start >= WEEK_MINUTES:
+    length = end - start
+    if length >= WEEK_MINUTES:
         return [(0, WEEK_MINUTES)]
     start %= WEEK_MINUTES
-    end = start + (end - start)
+    end = start + length
     if end <= WEEK_MINUTES:
         return [(start, end)]
     return [(start, WEEK_MINUTES), (0, end - WEEK_MINUTES)]

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.tourism.hours import is_open, special_spans, week_point, week_spans
+from services.tourism.hours import REFERENCE_WEEK, is_open, special_spans, week_point, week_spans
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
@@ -142,3 +142,24 @@ def test_shanghai_weekly_spans_are_exact() -> None:
     late = {"regular": [{"day_of_week": ["Sunday"], "opens": "18:00", "closes": "02:00"}]}
     assert _in_spans(week_spans(late), week_point(at("2026-12-07 01:00")))
     assert _in_spans(week_spans(late), week_point(at("2026-12-06 18:00")))
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "Pacific/Kiritimati"])
+def test_weekly_spans_are_well_formed_for_any_hours(zone: str) -> None:
+    # Early Monday hours east of UTC fall in the previous UTC week: they wrap to its end.
+    for day in [*WEEKDAYS, "Saturday", "Sunday"]:
+        for opens, closes in (("00:00", "24:00"), ("06:00", "09:00"), ("22:00", "03:00")):
+            hours = {
+                "time_zone": zone,
+                "regular": [{"day_of_week": [day], "opens": opens, "closes": closes}],
+            }
+            spans = week_spans(hours)
+            assert spans
+            for low, high in spans:
+                assert low < high
+                assert low >= REFERENCE_WEEK
+                assert high <= REFERENCE_WEEK + timedelta(days=7)
+    monday_early = {"regular": [{"day_of_week": ["Monday"], "opens": "06:00", "closes": "09:00"}]}
+    assert _in_spans(week_spans(monday_early), week_point(at("2026-11-30 06:30")))
+    assert _in_spans(week_spans(monday_early), week_point(at("2026-11-30 08:59")))
+    assert not _in_spans(week_spans(monday_early), week_point(at("2026-11-30 09:00")))

@@ -196,6 +196,15 @@ def test_open_at_a_given_time(tourism: Tourism) -> None:
             },
         )["id"]
         create(editor, tags=[word], opening_hours=None)  # hours unknown: never "open"
+        # Monday 06:00 in Beijing is Sunday 22:00 UTC: its index span wraps the week.
+        breakfast = create(
+            editor,
+            category="theatre",
+            tags=[word],
+            opening_hours={
+                "regular": [{"day_of_week": ["Monday"], "opens": "06:00", "closes": "09:00"}]
+            },
+        )["id"]
     with tourism.anonymous() as public:
 
         def open_at(when: str, **more: Any) -> set[str]:
@@ -209,6 +218,8 @@ def test_open_at_a_given_time(tourism: Tourism) -> None:
         assert open_at("2026-12-02T01:30:00+08:00") == {bar}  # after midnight
         assert open_at("2026-12-01T23:00:00+08:00", lat=39.9163, lon=116.3972) == {bar}
         assert open_at("2026-12-03T10:00:00+08:00") == {closed_today}
+        assert open_at("2026-11-30T07:00:00+08:00") == {breakfast}  # a Monday
+        assert open_at("2026-11-29T23:30:00Z") == {breakfast}
         r = public.get("/places", params={"q": word, "open_at": "tomorrow"})
         assert r.status_code == 422
         assert pointers(r) == {"open_at"}
