@@ -191,6 +191,7 @@ async def search_places(
         free=free,
         wheelchair=wheelchair,
         open_at=open_instant(open_now, open_at),
+        open_now=open_now and open_at is None,
         near=Near(lat, lon, radius) if lat is not None and lon is not None else None,
         box=parse_bbox(bbox) if bbox else None,
         state=state,

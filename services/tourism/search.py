@@ -21,7 +21,7 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -72,6 +72,8 @@ class Criteria:
     free: bool | None = None
     wheelchair: bool | None = None
     open_at: datetime | None = None
+    # `open_at` is "now": the later pages keep the first page's instant (in the cursor).
+    open_now: bool = False
     near: Near | None = None
     box: Box | None = None
     state: str = "active"
@@ -168,12 +170,19 @@ class PlaceSearch:
 
     async def search(self, c: Criteria, *, limit: int, cursor: str | None) -> Found:
         """One page of matching places."""
-        fingerprint = hashlib.sha256(repr((c, limit)).encode()).hexdigest()[:16]
+        stable = replace(c, open_at=None) if c.open_now else c
+        fingerprint = hashlib.sha256(repr((stable, limit)).encode()).hexdigest()[:16]
         state = _decode(cursor, fingerprint) if cursor else {}
+        if c.open_now and "t" in state:
+            c = replace(c, open_at=datetime.fromisoformat(str(state["t"])))
+        # What every cursor of this search carries: the search, and the instant of "now".
+        mark: dict[str, Any] = {"h": fingerprint}
+        if c.open_now and c.open_at is not None:
+            mark["t"] = c.open_at.isoformat()
         where = self.where(c)
         if c.near is not None:
-            return await self._near(c, c.near, where, limit, state, fingerprint)
-        return await self._listed(c, where, limit, state, fingerprint)
+            return await self._near(c, c.near, where, limit, state, mark)
+        return await self._listed(c, where, limit, state, mark)
 
     def _open(self, c: Criteria, record: Record) -> bool:
         return c.open_at is None or bool(hours.is_open(record.body.get("opening_hours"), c.open_at))
@@ -185,7 +194,7 @@ class PlaceSearch:
         where: list[Predicate],
         limit: int,
         state: dict[str, Any],
-        fingerprint: str,
+        mark: dict[str, Any],
     ) -> Found:
         candidates: list[Record] = []
         store_cursor: str | None = None
@@ -217,7 +226,7 @@ class PlaceSearch:
         nxt = None
         if len(scored) > limit:
             last = page_items[-1]
-            nxt = _encode({"h": fingerprint, "d": last[0], "i": last[1]})
+            nxt = _encode({**mark, "d": last[0], "i": last[1]})
         return Found([(r, d) for d, _, r in page_items], nxt)
 
     async def _listed(
@@ -226,7 +235,7 @@ class PlaceSearch:
         where: list[Predicate],
         limit: int,
         state: dict[str, Any],
-        fingerprint: str,
+        mark: dict[str, Any],
     ) -> Found:
         # Each round asks for exactly what the page still needs, so every record read is
         # either given or rejected, and the store's cursor is where the next page starts.
@@ -240,5 +249,5 @@ class PlaceSearch:
             store_cursor = page.next_cursor
             if store_cursor is None or len(items) >= limit:
                 break
-        nxt = _encode({"h": fingerprint, "c": store_cursor}) if store_cursor else None
+        nxt = _encode({**mark, "c": store_cursor}) if store_cursor else None
         return Found(items, nxt)

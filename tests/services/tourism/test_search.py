@@ -225,6 +225,22 @@ def test_open_at_a_given_time(tourism: Tourism) -> None:
         assert pointers(r) == {"open_at"}
         listed = ok(public.get("/places", params={"q": word, "open_now": "true"}))
         assert all(item["open_now"] for item in listed["items"])
+        # Paging "open now" keeps the first page's instant: the cursor stays valid.
+        week = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+        always = {"regular": [{"day_of_week": week, "opens": "00:00", "closes": "24:00"}]}
+        other = unique_word()
+        with tourism.client("editor") as editor:
+            for _ in range(3):
+                create(editor, tags=[other], opening_hours=always)
+        seen: list[str] = []
+        r = public.get("/places", params={"q": other, "open_now": "true", "limit": 2})
+        while True:
+            page = ok(r)
+            seen += ids(page)
+            if not page["next"]:
+                break
+            r = public.get(page["next"])
+        assert len(set(seen)) == len(seen) == 3
 
 
 def test_cursor_paging(tourism: Tourism) -> None:
