@@ -2,10 +2,11 @@
 filters (type, category, free, wheelchair access, open at an instant), cursor paging — every
 part answered from the storage indexes (docs/tourism.md has the method and its limits).
 
-- **Near**: the circle's bounding box is covered by at most 48 geohash cells of one
+- **Near**: a circle's bounding box is covered by at most 48 geohash cells of one
   precision (`geo.cover`), asked as `In(cell, ...)` with the box's latitudes as a `Range`;
   those candidates (at most `MAX_CANDIDATES`) get their exact haversine distance, those
-  within the radius (edge included) are sorted by (distance, id). The cursor is the last
+  within the radius (edge included) are sorted by (distance, id). The circle widens in
+  steps up to the radius asked and stops once a page is found. The cursor is the last
   (distance, id) given, so a page never repeats or skips a place.
 - **Box**: covering cells plus exact `Range`s on latitude and longitude (two longitude
   ranges when the box crosses the 180th meridian): the index alone decides.
@@ -46,6 +47,10 @@ from shared.storage.keys import terms
 
 MAX_RADIUS_M = 50_000
 MAX_CANDIDATES = 5_000
+# A near search tries circles of radius/16, /8, /4, /2 and the radius itself (those of at
+# least MIN_STEP_M metres), stopping at the first that holds a page.
+NEAR_STEPS = 5
+MIN_STEP_M = 50.0
 MAX_QUERY_TERMS = 16
 PREFIX_MIN = 3
 # Rounds of store reads a page filtered by opening hours may take before it is returned
@@ -148,9 +153,6 @@ class PlaceSearch:
         """The index predicates of a search. Order matters among predicates of equal rank
         (the store drives by the first): the area and the text first, facets after."""
         where: list[Predicate] = []
-        if c.near is not None:
-            box = circle_box(c.near.lat, c.near.lon, c.near.radius_m)
-            where += [In("cell", cover(box)), Range("lat", ge=box.south, le=box.north)]
         if c.box is not None:
             where += box_predicates(c.box)
         if c.q:
@@ -196,12 +198,41 @@ class PlaceSearch:
         state: dict[str, Any],
         mark: dict[str, Any],
     ) -> Found:
+        after = (float(state["d"]), str(state["i"])) if "d" in state else (-1.0, "")
+        # Widening circles: every place within a step's radius is among that step's
+        # candidates, and nearer than any place outside it, so once a step holds a page
+        # (and one more, to know a next page exists) past the cursor, the page is final.
+        # Dense areas stop at a small circle; only a sparse one reads the whole radius.
+        steps = [near.radius_m / 2**k for k in range(NEAR_STEPS - 1, 0, -1)]
+        steps = [r for r in steps if r >= MIN_STEP_M and r > after[0]] + [near.radius_m]
+        scored: list[tuple[float, str, Record]] = []
+        for radius in steps:
+            scored = []
+            for record in await self._candidates(near, radius, where):
+                geo = record.body["geo"]
+                d = haversine_m(near.lat, near.lon, geo["latitude"], geo["longitude"])
+                if d <= radius and (d, record.id) > after and self._open(c, record):
+                    scored.append((d, record.id, record))
+            if len(scored) > limit:
+                break
+        scored.sort(key=lambda s: (s[0], s[1]))
+        page_items = scored[:limit]
+        nxt = None
+        if len(scored) > limit:
+            last = page_items[-1]
+            nxt = _encode({**mark, "d": last[0], "i": last[1]})
+        return Found([(r, d) for d, _, r in page_items], nxt)
+
+    async def _candidates(self, near: Near, radius: float, where: list[Predicate]) -> list[Record]:
+        """The places in the cells covering a circle (and its latitudes) that match the
+        other predicates: at most MAX_CANDIDATES (422 beyond)."""
+        box = circle_box(near.lat, near.lon, radius)
+        area: list[Predicate] = [In("cell", cover(box)), Range("lat", ge=box.south, le=box.north)]
         candidates: list[Record] = []
         store_cursor: str | None = None
         while True:
-            page = await self.repo.search(
-                PLACES, Query(where=where, limit=1000, cursor=store_cursor)
-            )
+            query = Query(where=area + where, limit=1000, cursor=store_cursor)
+            page = await self.repo.search(PLACES, query)
             candidates.extend(page.items)
             if len(candidates) > MAX_CANDIDATES:
                 raise Unprocessable(
@@ -211,23 +242,7 @@ class PlaceSearch:
                 )
             store_cursor = page.next_cursor
             if store_cursor is None:
-                break
-        scored = []
-        for record in candidates:
-            geo = record.body["geo"]
-            d = haversine_m(near.lat, near.lon, geo["latitude"], geo["longitude"])
-            if d <= near.radius_m and self._open(c, record):
-                scored.append((d, record.id, record))
-        scored.sort(key=lambda s: (s[0], s[1]))
-        if "d" in state:
-            after = (float(state["d"]), str(state["i"]))
-            scored = [s for s in scored if (s[0], s[1]) > after]
-        page_items = scored[:limit]
-        nxt = None
-        if len(scored) > limit:
-            last = page_items[-1]
-            nxt = _encode({**mark, "d": last[0], "i": last[1]})
-        return Found([(r, d) for d, _, r in page_items], nxt)
+                return candidates
 
     async def _listed(
         self,
