@@ -50,13 +50,14 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ferretdb ## Storage, health (FHIR), registry (1,000,000 residents) and education (200,000 resources) benchmarks; writes bench/results/
+bench: install ferretdb ## Storage, health (FHIR), registry (1,000,000 residents), education (200,000 resources) and tourism (100,000 places) benchmarks; writes bench/results/
 	$(PY) -m bench.storage
 	$(PY) -m bench.loadgen install
 	$(PY) -m bench.health
 	$(PY) -m bench.health --store mongo
 	$(PY) -m bench.registry
 	$(PY) -m bench.education
+	$(PY) -m bench.tourism
 
 clean: ## Remove the virtualenv, caches and var/ (demo data)
 	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache

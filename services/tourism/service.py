@@ -41,6 +41,20 @@ def stored(data: BaseModel) -> dict[str, Any]:
     return data.model_dump(mode="json")
 
 
+def new_body(viewer: Viewer, data: BaseModel, id: str | None = None) -> dict[str, Any]:
+    """The stored body of a new place or event, edited by `viewer`."""
+    at = now_iso()
+    return {
+        "id": id or new_id(),
+        "state": "active",
+        **stored(data),
+        "editor": viewer.editor(),
+        "date_created": at,
+        "date_modified": at,
+        "date_retired": None,
+    }
+
+
 class Documents:
     """Places or events: the rules both share."""
 
@@ -52,16 +66,7 @@ class Documents:
 
     def new_body(self, viewer: Viewer, data: BaseModel, id: str | None = None) -> dict[str, Any]:
         """The stored body of a new document."""
-        at = now_iso()
-        return {
-            "id": id or new_id(),
-            "state": "active",
-            **stored(data),
-            "editor": viewer.editor(),
-            "date_created": at,
-            "date_modified": at,
-            "date_retired": None,
-        }
+        return new_body(viewer, data, id)
 
     async def check_links(self, body: dict[str, Any]) -> None:
         """Refuse references to places that are not active (422)."""
