@@ -56,7 +56,8 @@ IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40)]
 Limit = Annotated[int | None, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=2000)]
 LangParam = Annotated[Lang | None, Query(description="zh or en; overrides Accept-Language")]
-AcceptLanguage = Annotated[str | None, Header(alias="Accept-Language", max_length=500)]
+# No length limit: a header that cannot be used falls back to Chinese, never an error.
+AcceptLanguage = Annotated[str | None, Header(alias="Accept-Language")]
 
 public = APIRouter(tags=["places"], responses=problem_responses(400, 401, 404, 422))
 router = APIRouter(

@@ -36,8 +36,6 @@ CATEGORIES: Mapping[str, tuple[str, str, frozenset[str]]] = {
     "vegetarian": ("素食", "Vegetarian", frozenset({"Restaurant"})),
 }
 
-WHEELCHAIR = ("yes", "limited", "no", "unknown")
-
 # schema.org `amenityFeature` names for access needs.
 ACCESSIBILITY_FEATURES: Labels = {
     "step-free-entrance": ("无障碍入口", "Step-free entrance"),
@@ -50,5 +48,3 @@ ACCESSIBILITY_FEATURES: Labels = {
     "sign-language": ("手语服务", "Sign language"),
     "guide-dogs-welcome": ("允许导盲犬", "Guide dogs welcome"),
 }
-
-EVENT_STATUSES = ("scheduled", "cancelled", "postponed")
