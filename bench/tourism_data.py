@@ -48,12 +48,9 @@ KINDS = [
 WORDS_ZH = ["胡同", "老北京", "四合院", "园林", "烤鸭", "涮肉", "茶馆", "书店", "故居", "庙会"]
 WORDS_EN = ["hutong", "old", "courtyard", "garden", "duck", "hotpot", "teahouse", "books"]
 CITIZEN_SHARE = 0.25
-STORED_BY = (
-    "shared/storage/*.py",
-    "services/tourism/repository.py",
-    "services/tourism/hours.py",
-    "services/tourism/geo.py",
-)
+# The storage code (what the tourism code stores is hashed by what it produces: a sample of
+# documents and their index keys).
+STORED_BY = ("shared/storage/*.py",)
 
 
 def point(r: random.Random) -> tuple[float, float]:

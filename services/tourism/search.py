@@ -2,10 +2,11 @@
 filters (type, category, free, wheelchair access, open at an instant), cursor paging — every
 part answered from the storage indexes (docs/tourism.md has the method and its limits).
 
-- **Near**: a circle's bounding box is covered by at most 48 geohash cells of one
-  precision (`geo.cover`), asked as `In(cell, ...)` with the box's latitudes as a `Range`;
-  those candidates (at most `MAX_CANDIDATES`) get their exact haversine distance, those
-  within the radius (edge included) are sorted by (distance, id). The circle widens in
+- **Near**: a circle's bounding box is covered by at most 128 geohash cells of one
+  precision (`geo.cover`), asked as `In(cell, ...)` with the box's latitudes and
+  longitudes as `Range`s; those candidates (at most `MAX_CANDIDATES`) get their exact
+  haversine distance, those within the radius (edge included) are sorted by (distance,
+  id). The circle widens in
   steps up to the radius asked and stops once a page is found. The cursor is the last
   (distance, id) given, so a page never repeats or skips a place.
 - **Box**: covering cells plus exact `Range`s on latitude and longitude (two longitude
@@ -226,8 +227,9 @@ class PlaceSearch:
     async def _candidates(self, near: Near, radius: float, where: list[Predicate]) -> list[Record]:
         """The places in the cells covering a circle (and its latitudes) that match the
         other predicates: at most MAX_CANDIDATES (422 beyond)."""
-        box = circle_box(near.lat, near.lon, radius)
-        area: list[Predicate] = [In("cell", cover(box)), Range("lat", ge=box.south, le=box.north)]
+        # The cells drive; the box's exact latitudes and longitudes are index checks per
+        # candidate, so only the bodies of places in the circle's box are read.
+        area = box_predicates(circle_box(near.lat, near.lon, radius))
         candidates: list[Record] = []
         store_cursor: str | None = None
         while True:
