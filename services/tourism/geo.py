@@ -107,16 +107,36 @@ def cover(box: Box, max_cells: int = MAX_CELLS) -> list[str]:
         lat_rows, lon_cols = _cells_at(box, precision)
         if len(lat_rows) * sum(len(c) for c in lon_cols) <= max_cells or precision == 1:
             break
-    rows, cols = _grid(precision)
-    height, width = 180.0 / rows, 360.0 / cols
     cells: list[str] = []
     for i in lat_rows:
         for columns in lon_cols:
             for j in columns:
-                cells.append(
-                    geohash(-90.0 + (i + 0.5) * height, -180.0 + (j + 0.5) * width, precision)
-                )
+                cells.append(cell_hash(i, j, precision))
     return list(dict.fromkeys(cells))
+
+
+_BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
+
+
+def _spread(x: int) -> int:
+    """The bits of x (up to 32) moved to the even positions (bit k to bit 2k)."""
+    x &= 0xFFFFFFFF
+    x = (x | x << 16) & 0x0000FFFF0000FFFF
+    x = (x | x << 8) & 0x00FF00FF00FF00FF
+    x = (x | x << 4) & 0x0F0F0F0F0F0F0F0F
+    x = (x | x << 2) & 0x3333333333333333
+    return (x | x << 1) & 0x5555555555555555
+
+
+def cell_hash(row: int, col: int, precision: int) -> str:
+    """The geohash of the grid cell (row from the south, column from the west) at a
+    precision: its bits are the column's and the row's interleaved, longitude first (the
+    same as `keys.geohash` of any point of the cell, without bisecting per point)."""
+    if (5 * precision) % 2:  # odd: the last bit is a longitude bit
+        value = _spread(col) | _spread(row) << 1
+    else:
+        value = _spread(col) << 1 | _spread(row)
+    return "".join(_BASE32[(value >> 5 * k) & 31] for k in range(precision - 1, -1, -1))
 
 
 def place_cells(lat: float, lon: float) -> list[str]:

@@ -72,6 +72,8 @@ def place_keys(body: Mapping[str, Any]) -> Keys:
         "state": body["state"],
         "type": body["type"],
         "category": body["category"],
+        # The same value under a key that may drive a search (see SPECS).
+        "kind": body["category"],
         "free": "yes" if body["is_accessible_for_free"] else "no",
         "wheelchair": body["accessibility"]["wheelchair"],
         "term": search_terms(body),
@@ -120,6 +122,7 @@ SPECS = [
             "state": KeyType.TEXT,
             "type": KeyType.TEXT,
             "category": KeyType.TEXT,
+            "kind": KeyType.TEXT,
             "free": KeyType.TEXT,
             "wheelchair": KeyType.TEXT,
             "term": KeyType.TEXT,
@@ -131,7 +134,9 @@ SPECS = [
         },
         extract=place_keys,
         # Few values each, shared by many places: checked, never the driving index while
-        # the geo cells or the text can drive.
+        # the geo cells or the text can drive. `kind` holds the category again, not coarse:
+        # a search with neither area nor text asks for it, so that the category (a few
+        # percent of the places) drives rather than the opening spans (most of them).
         coarse=frozenset({"state", "type", "category", "free", "wheelchair"}),
         max_doc_bytes=256 * 1024,
     ),

@@ -161,7 +161,8 @@ class PlaceSearch:
         if c.types:
             where.append(In("type", list(c.types)))
         if c.categories:
-            where.append(In("category", list(c.categories)))
+            drives = c.near is None and c.box is None and not c.q
+            where.append(In("kind" if drives else "category", list(c.categories)))
         if c.free is not None:
             where.append(Eq("free", "yes" if c.free else "no"))
         if c.wheelchair is not None:

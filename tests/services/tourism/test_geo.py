@@ -12,6 +12,7 @@ from services.tourism.geo import (
     EARTH_RADIUS_M,
     MAX_CELLS,
     Box,
+    cell_hash,
     circle_box,
     cover,
     haversine_m,
@@ -92,6 +93,17 @@ def test_the_cover_holds_every_point_within_the_radius(
         if haversine_m(lat, lon, plat, plon) > radius:
             continue  # rounding at the edge: not a point of the circle
         assert any(c in place_cells(plat, plon) for c in cells), (plat, plon, cells)
+
+
+def test_cell_hashes_are_the_geohashes_of_their_cells() -> None:
+    rng = random.Random(5)
+    for precision in range(1, 10):
+        rows, cols = 2 ** (5 * precision // 2), 2 ** ((5 * precision + 1) // 2)
+        for _ in range(50):
+            i, j = rng.randrange(rows), rng.randrange(cols)
+            lat = -90 + (i + rng.random()) * 180 / rows
+            lon = -180 + (j + rng.random()) * 360 / cols
+            assert cell_hash(i, j, precision) == geohash(lat, lon, precision)
 
 
 def test_a_small_circle_uses_fine_cells() -> None:

@@ -171,6 +171,14 @@ def test_filters(tourism: Tourism) -> None:
         assert f(wheelchair="true") == {museum, hotel}
         assert f(wheelchair="true", free="true") == set()
         assert f(lat=39.9163, lon=116.3972, radius=10, category="park") == {park}
+        # Without area or text the category drives the search (another index key).
+        with tourism.client("editor") as editor:
+            zoo = create(editor, category="zoo", tags=[word])["id"]
+        assert set(ids(ok(public.get("/places", params={"category": "zoo"})))) == {zoo}
+        tuesday = {"category": "zoo", "open_at": "2026-12-01T10:00:00+08:00"}
+        assert set(ids(ok(public.get("/places", params=tuesday)))) == {zoo}
+        monday = {"category": "zoo", "open_at": "2026-11-30T10:00:00+08:00"}
+        assert ids(ok(public.get("/places", params=monday))) == []
         r = public.get("/places", params={"category": "casino"})
         assert r.status_code == 422
         assert pointers(r) == {"category"}
