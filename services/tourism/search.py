@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -48,9 +49,8 @@ from shared.storage.keys import terms
 
 MAX_RADIUS_M = 50_000
 MAX_CANDIDATES = 5_000
-# A near search tries circles of radius/16, /8, /4, /2 and the radius itself (those of at
-# least MIN_STEP_M metres), stopping at the first that holds a page.
-NEAR_STEPS = 5
+# A near search starts with a circle of a sixteenth of the radius (at least MIN_STEP_M
+# metres) and widens it until it holds a page or reaches the radius.
 MIN_STEP_M = 50.0
 MAX_QUERY_TERMS = 16
 PREFIX_MIN = 3
@@ -205,18 +205,20 @@ class PlaceSearch:
         # candidates, and nearer than any place outside it, so once a step holds a page
         # (and one more, to know a next page exists) past the cursor, the page is final.
         # Dense areas stop at a small circle; only a sparse one reads the whole radius.
-        steps = [near.radius_m / 2**k for k in range(NEAR_STEPS - 1, 0, -1)]
-        steps = [r for r in steps if r >= MIN_STEP_M and r > after[0]] + [near.radius_m]
-        scored: list[tuple[float, str, Record]] = []
-        for radius in steps:
-            scored = []
+        radius = min(near.radius_m, max(MIN_STEP_M, near.radius_m / 16, after[0] * 1.25))
+        while True:
+            scored: list[tuple[float, str, Record]] = []
             for record in await self._candidates(near, radius, where):
                 geo = record.body["geo"]
                 d = haversine_m(near.lat, near.lon, geo["latitude"], geo["longitude"])
                 if d <= radius and (d, record.id) > after and self._open(c, record):
                     scored.append((d, record.id, record))
-            if len(scored) > limit:
+            if len(scored) > limit or radius >= near.radius_m:
                 break
+            # The radius that holds a page, guessed from the density found so far (places
+            # grow with the area): at least half as wide again, at most four times.
+            grow = 1.2 * math.sqrt((limit + 1) / len(scored)) if scored else 4.0
+            radius = min(near.radius_m, radius * min(4.0, max(1.5, grow)))
         scored.sort(key=lambda s: (s[0], s[1]))
         page_items = scored[:limit]
         nxt = None
