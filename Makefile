@@ -59,13 +59,14 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ferretdb redis ## Storage, health (FHIR), registry (1,000,000 residents), education (200,000 resources) and gateway (vs nginx) benchmarks; writes bench/results/
+bench: install ferretdb redis ## Storage, health (FHIR), registry (1,000,000 residents), education (200,000 resources), tourism (100,000 places) and gateway (vs nginx) benchmarks; writes bench/results/
 	$(PY) -m bench.storage
 	$(PY) -m bench.loadgen install
 	$(PY) -m bench.health
 	$(PY) -m bench.health --store mongo
 	$(PY) -m bench.registry
 	$(PY) -m bench.education
+	$(PY) -m bench.tourism
 	$(PY) -m bench.gateway
 
 bench-gateway: install redis ## Only the gateway benchmark: gateway vs nginx (Debian's package), Redis-shared limit

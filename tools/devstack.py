@@ -83,8 +83,8 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         # Learners' names and status, and merges, come from the registry (docs/education.md).
         env={"HUIMIN_DEMO_DATA": "true", "HUIMIN_REGISTRY_EVENTS_URL": "{registry_url}/events"},
     ),
-    # Later issues add, one line each:
-    # ProcessSpec("tourism", "services.tourism", 8004),
+    # Places around Beijing and events at them (docs/tourism.md).
+    ProcessSpec("tourism", "services.tourism", 8004, env={"HUIMIN_DEMO_DATA": "true"}),
 )
 
 
