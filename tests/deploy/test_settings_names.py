@@ -15,6 +15,7 @@ from shared.settings import Settings
 from tests.deploy.chart import component, containers, of_kind, render
 from tests.deploy.compose import HUIMIN_PARTS, load
 
+
 def settings_class(part: str) -> type[Settings]:
     """The settings class of a part (the shared one for a part not built yet)."""
     candidates = (
