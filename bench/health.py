@@ -67,6 +67,17 @@ DEFAULT_ATTACK = {"sqlite": (64, 10.0), "mongo": (4, 30.0)}
 # start-up settles through the same scans: ten minutes and more before it serves.
 STOP_TIMEOUT = {"sqlite": 30.0, "mongo": 900.0}
 STORE_TITLE = {"sqlite": "Embedded store (SQLite)", "mongo": "MongoDB store (FerretDB 1.24.2)"}
+# What a reader of the figures must know about the store they were measured on.
+STORE_NOTE = {
+    "sqlite": "",
+    "mongo": "- store: FerretDB v1.24.2 on its SQLite backend, the MongoDB server the tests use."
+    " It uses no index to read (`explain`: `SCAN`, `filterPushdown: false`; docs/storage.md):"
+    " every query but an `_id` equality reads the whole collection, 0.3-1 s here at these"
+    " sizes, and a search runs several. These figures measure those scans and the queue"
+    " behind them. The adapter creates an index for every predicate and sort path, which"
+    " a MongoDB server's planner uses (`tests/shared/storage/test_indexes.py` asserts"
+    " `IXSCAN` there; no MongoDB server runs on this machine, so that is not measured).",
+}
 # Piped output (make bench | tee) is not cut at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
@@ -373,6 +384,7 @@ def section(
         f" ({args.timeout:g} s timeout),"
         f" {args.duration:g} s per scenario after {args.warmup:g} s of warm-up,"
         f" {args.targets:,} distinct requests per scenario: `{shown(attack)}`",
+        *([STORE_NOTE[args.store]] if STORE_NOTE[args.store] else []),
         "- auth: bearer token of `doctor` (`user/*.cruds`) from the dev issuer;"
         " SMART scopes enforced, AuditEvents written",
         "- 2xx/s and latencies count 2xx responses only; any other status or transport"
