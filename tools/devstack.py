@@ -76,6 +76,11 @@ LINKS_ENV: Mapping[str, str] = {
 }
 
 
+# Generated demo households (services/registry/demo_town.py); the health demo gives their
+# residents clinical records (services/health/demo_clinic.py), so both get the same number.
+DEMO_HOUSEHOLDS = 100
+
+
 def _service_env(name: str, **extra: str) -> dict[str, str]:
     # Each service's own store under the stack's data directory, and its demo data.
     return {"HUIMIN_STORE_URL": f"sqlite:///{{var_dir}}/{name}.db", "HUIMIN_DEMO_DATA": "true"} | (
@@ -101,7 +106,13 @@ PROCESSES: tuple[ProcessSpec, ...] = (
             HUIMIN_FHIR_BASE_URL="{gateway_url}/fhir",
         ),
     ),
-    ProcessSpec("registry", "services.registry", 8002, env=_service_env("registry")),
+    # The hand-written demo residents plus about 300 generated ones in 100 households.
+    ProcessSpec(
+        "registry",
+        "services.registry",
+        8002,
+        env=_service_env("registry", HUIMIN_DEMO_HOUSEHOLDS=str(DEMO_HOUSEHOLDS)),
+    ),
     ProcessSpec(
         "education",
         "services.education",
