@@ -79,6 +79,7 @@ LINKS_ENV: Mapping[str, str] = {
 # Generated demo households (services/registry/demo_town.py); the health demo gives their
 # residents clinical records (services/health/demo_clinic.py), so both get the same number.
 DEMO_HOUSEHOLDS = 100
+DEMO_PATIENTS = 300  # of the 311 residents those households hold
 
 
 def _service_env(name: str, **extra: str) -> dict[str, str]:
@@ -104,6 +105,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
             "health",
             HUIMIN_REGISTRY_EVENTS_URL="{registry_url}/events",
             HUIMIN_FHIR_BASE_URL="{gateway_url}/fhir",
+            HUIMIN_DEMO_PATIENTS=str(DEMO_PATIENTS),
         ),
     ),
     # The hand-written demo residents plus about 300 generated ones in 100 households.
