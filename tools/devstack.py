@@ -80,6 +80,7 @@ LINKS_ENV: Mapping[str, str] = {
 # residents clinical records (services/health/demo_clinic.py), so both get the same number.
 DEMO_HOUSEHOLDS = 100
 DEMO_PATIENTS = 300  # of the 311 residents those households hold
+DEMO_PLACES = 100  # generated tourism places (services/tourism/demo_city.py)
 
 
 def _service_env(name: str, **extra: str) -> dict[str, str]:
@@ -122,8 +123,14 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         # Learners' names and status, and merges, come from the registry (docs/education.md).
         env=_service_env("education", HUIMIN_REGISTRY_EVENTS_URL="{registry_url}/events"),
     ),
-    # Places around Beijing and events at them (docs/tourism.md).
-    ProcessSpec("tourism", "services.tourism", 8004, env=_service_env("tourism")),
+    # Landmarks of Beijing, 100 generated places around real neighbourhoods, and events at
+    # them (docs/tourism.md).
+    ProcessSpec(
+        "tourism",
+        "services.tourism",
+        8004,
+        env=_service_env("tourism", HUIMIN_DEMO_PLACES=str(DEMO_PLACES)),
+    ),
 )
 
 
