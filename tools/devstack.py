@@ -76,10 +76,12 @@ LINKS_ENV: Mapping[str, str] = {
 }
 
 
-# Generated demo households (services/registry/demo_town.py); the health demo gives their
-# residents clinical records (services/health/demo_clinic.py), so both get the same number.
+# Generated demo households (services/registry/demo_town.py); the health and education demos
+# give their residents clinical records and enrollments (demo_clinic.py, demo_school.py) by
+# resident id number, so these counts must agree.
 DEMO_HOUSEHOLDS = 100
 DEMO_PATIENTS = 300  # of the 311 residents those households hold
+DEMO_LEARNERS = 300  # the same residents, enrolled in evening classes
 DEMO_PLACES = 100  # generated tourism places (services/tourism/demo_city.py)
 
 
@@ -121,7 +123,11 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         "services.education",
         8003,
         # Learners' names and status, and merges, come from the registry (docs/education.md).
-        env=_service_env("education", HUIMIN_REGISTRY_EVENTS_URL="{registry_url}/events"),
+        env=_service_env(
+            "education",
+            HUIMIN_REGISTRY_EVENTS_URL="{registry_url}/events",
+            HUIMIN_DEMO_LEARNERS=str(DEMO_LEARNERS),
+        ),
     ),
     # Landmarks of Beijing, 100 generated places around real neighbourhoods, and events at
     # them (docs/tourism.md).
