@@ -13,7 +13,7 @@ import pytest
 from tests.tools.test_devstack import Stack, assert_tree_gone, process_tree
 from tools._server import free_port
 from tools.devstack import PROCESSES
-from tools.devstack_examples import DEV_USERS_FILE, dev_users, examples, summary
+from tools.devstack_examples import DEV_USERS_FILE, REPO_ROOT, dev_users, examples, summary
 
 MOVED = {"gateway_url": "http://127.0.0.1:18000", "issuer_url": "http://127.0.0.1:18080"}
 # A loaded 2-core machine (other sessions' tests) can slow the first start well past the
@@ -89,3 +89,12 @@ def test_every_printed_example_works_as_printed_against_a_started_stack(tmp_path
         assert_tree_gone(tree, ports["gateway"])
     finally:
         stack.close()
+
+
+def test_the_readme_quotes_the_examples_as_the_default_stack_prints_them():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    urls = {"gateway_url": "http://127.0.0.1:8000", "issuer_url": "http://127.0.0.1:8080"}
+    quoted = [e for e in examples(urls) if e.command in readme]
+    assert len(quoted) >= 4, "README's make run section should show the printed examples"
+    for example in quoted:
+        assert f"# {example.title}\n{example.command}" in readme
