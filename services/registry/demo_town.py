@@ -145,6 +145,8 @@ def households(count: int) -> list[Household]:
 async def load_town(residents: RegistryService, homes: HouseholdService, count: int) -> int:
     """Load the places and the first `count` generated households (idempotent); the number
     of generated residents."""
+    if count == 0:
+        return 0  # off: not even the places, so the hand-written demo is all there is
     await import_places(residents.repo, TOWN_PLACES)
     caller = Caller(Access.of(DEMO_PRINCIPAL))
     people = 0

@@ -61,3 +61,18 @@ async def test_loading_twice_registers_everyone_once(tmp_path: Path):
         assert await repo.resident(f"R-{int(last.resident_id[2:]) + 1:08d}") is None
     finally:
         await store.close()
+
+
+async def test_nothing_is_loaded_when_switched_off(tmp_path: Path):
+    store = make_store(f"sqlite:///{tmp_path}/registry.db")
+    await store.open()
+    try:
+        repo = RegistryRepository(store)
+        audit = AuditQueue(repo, flush_seconds=0.1, batch_size=200, max_pending=20_000)
+        residents = RegistryService(repo, audit)
+        async with audit.running():
+            assert await load_town(residents, HouseholdService(residents), 0) == 0
+        assert await repo.resident(f"R-{len(RESIDENTS) + 1:08d}") is None
+        assert await repo.place(TOWN_PLACES[0].code) is None
+    finally:
+        await store.close()
