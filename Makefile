@@ -26,7 +26,7 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced ## Create .venv and install the locked dependencies
 
-run: install ## Start the dev stack (embedded store and issuer) on 127.0.0.1; Ctrl-C stops it
+run: install ## Start the dev stack (embedded stores and issuer, demo data in var/) on 127.0.0.1, print URLs, users and examples; Ctrl-C stops it
 	$(PY) -m tools.devstack
 
 ferretdb: install ## Build the FerretDB v1.24.2 test server (cached outside the repo)

@@ -6,7 +6,11 @@ supervisor, which then stops the children in order, and nothing is orphaned), it
 is streamed here with a name prefix, and it counts as up once its health URL answers 200.
 If any child dies, the rest are stopped and this exits non-zero.
 
-A port can be moved with `HUIMIN_<NAME>_PORT`, e.g. `HUIMIN_GATEWAY_PORT=9000`.
+A port can be moved with `HUIMIN_<NAME>_PORT`, e.g. `HUIMIN_GATEWAY_PORT=9000`; the links
+between parts (the gateway's upstreams, the issuer URL every part trusts, the registry's
+event feed) follow it. `HUIMIN_VAR_DIR` moves the data (default `var/` in the repository).
+Once everything is up it prints the URLs, the dev users and example commands
+(tools/devstack_examples.py).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from tools.devstack_examples import summary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -60,8 +66,37 @@ class ProcessSpec:
         return [sys.executable, "-m", self.module]
 
 
+# Where the parts of this stack are, given to every part (each reads what it needs), so that
+# a port moved with HUIMIN_<NAME>_PORT moves the links to it too: every part trusts the
+# issuer this stack started, and the gateway's route file names the default ports.
+LINKS_ENV: Mapping[str, str] = {
+    "HUIMIN_OIDC_ISSUER": "{issuer_url}/realms/huimin",
+    "HUIMIN_UPSTREAM_URLS": '{{"health": "{health_url}", "registry": "{registry_url}", '
+    '"education": "{education_url}", "tourism": "{tourism_url}"}}',
+}
+
+
+# Generated demo households (services/registry/demo_town.py); the health and education demos
+# give their residents clinical records and enrollments (demo_clinic.py, demo_school.py) by
+# resident id number, so these counts must agree.
+DEMO_HOUSEHOLDS = 100
+DEMO_PATIENTS = 300  # of the 311 residents those households hold
+DEMO_LEARNERS = 300  # the same residents, enrolled in evening classes
+DEMO_PLACES = 100  # generated tourism places (services/tourism/demo_city.py)
+
+
+def _service_env(name: str, **extra: str) -> dict[str, str]:
+    # Each service's own store under the stack's data directory, and its demo data.
+    return {"HUIMIN_STORE_URL": f"sqlite:///{{var_dir}}/{name}.db", "HUIMIN_DEMO_DATA": "true"} | (
+        extra
+    )
+
+
 PROCESSES: tuple[ProcessSpec, ...] = (
-    ProcessSpec("issuer", "tools.devissuer", 8080),  # first: the others validate its tokens
+    # First: the others validate its tokens.
+    ProcessSpec(
+        "issuer", "tools.devissuer", 8080, env={"HUIMIN_ISSUER_DATA_DIR": "{var_dir}/devissuer"}
+    ),
     ProcessSpec("gateway", "gateway", 8000),
     ProcessSpec(
         "health",
@@ -69,23 +104,46 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         8001,
         # Residents registered in the registry become linked Patients (docs/events.md);
         # FHIR links name the gateway, where clients reach the service (docs/gateway.md).
-        env={
-            "HUIMIN_DEMO_DATA": "true",
-            "HUIMIN_REGISTRY_EVENTS_URL": "{registry_url}/events",
-            "HUIMIN_FHIR_BASE_URL": "{gateway_url}/fhir",
-        },
+        env=_service_env(
+            "health",
+            HUIMIN_REGISTRY_EVENTS_URL="{registry_url}/events",
+            HUIMIN_FHIR_BASE_URL="{gateway_url}/fhir",
+            HUIMIN_DEMO_PATIENTS=str(DEMO_PATIENTS),
+        ),
     ),
-    ProcessSpec("registry", "services.registry", 8002, env={"HUIMIN_DEMO_DATA": "true"}),
+    # The hand-written demo residents plus about 300 generated ones in 100 households.
+    ProcessSpec(
+        "registry",
+        "services.registry",
+        8002,
+        env=_service_env("registry", HUIMIN_DEMO_HOUSEHOLDS=str(DEMO_HOUSEHOLDS)),
+    ),
     ProcessSpec(
         "education",
         "services.education",
         8003,
         # Learners' names and status, and merges, come from the registry (docs/education.md).
-        env={"HUIMIN_DEMO_DATA": "true", "HUIMIN_REGISTRY_EVENTS_URL": "{registry_url}/events"},
+        env=_service_env(
+            "education",
+            HUIMIN_REGISTRY_EVENTS_URL="{registry_url}/events",
+            HUIMIN_DEMO_LEARNERS=str(DEMO_LEARNERS),
+        ),
     ),
-    # Places around Beijing and events at them (docs/tourism.md).
-    ProcessSpec("tourism", "services.tourism", 8004, env={"HUIMIN_DEMO_DATA": "true"}),
+    # Landmarks of Beijing, 100 generated places around real neighbourhoods, and events at
+    # them (docs/tourism.md).
+    ProcessSpec(
+        "tourism",
+        "services.tourism",
+        8004,
+        env=_service_env("tourism", HUIMIN_DEMO_PLACES=str(DEMO_PLACES)),
+    ),
 )
+
+
+def var_dir(environ: Mapping[str, str]) -> Path:
+    """Return where the stack keeps its data: `HUIMIN_VAR_DIR`, else the repository's var/."""
+    raw = environ.get("HUIMIN_VAR_DIR")
+    return Path(raw).resolve() if raw else REPO_ROOT / "var"
 
 
 def port_for(spec: ProcessSpec, environ: Mapping[str, str]) -> int:
@@ -167,6 +225,8 @@ class DevStack:
         """Run the stack until a signal or a child's death; return the exit code."""
         ports = {spec.name: port_for(spec, self.environ) for spec in self.specs}
         self.urls = {f"{name}_url": f"http://{HOST}:{port}" for name, port in ports.items()}
+        data = var_dir(self.environ)
+        self.urls["var_dir"] = str(data)
         busy = [f"{name} ({port})" for name, port in ports.items() if not port_is_free(port)]
         if busy:
             self.say(
@@ -175,13 +235,16 @@ class DevStack:
                 style="bold red",
             )
             return EXIT_CANNOT_START
-        (REPO_ROOT / "var").mkdir(exist_ok=True)
+        data.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         try:
             for index, spec in enumerate(self.specs):
                 await self._start(spec, ports[spec.name], _COLOURS[index % len(_COLOURS)])
             if not await self._wait_until_healthy():
                 return EXIT_STOPPED if self.stop_requested.is_set() else EXIT_CHILD_FAILED
             self.console.print(self._table())
+            self._print_summary()
+            self.say(f"ready in {time.monotonic() - started:.1f} s", style="bold green")
             return await self._watch()
         finally:
             await self._stop_all()
@@ -194,7 +257,7 @@ class DevStack:
         process = await asyncio.create_subprocess_exec(
             *spec.command(),
             cwd=REPO_ROOT,
-            env=child_environment(port, self.environ, spec.env, self.urls),
+            env=child_environment(port, self.environ, {**LINKS_ENV, **spec.env}, self.urls),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -256,6 +319,13 @@ class DevStack:
                 child.url + child.spec.health_path,
             )
         return table
+
+    def _print_summary(self) -> None:
+        # The gateway first (the public entry), then the rest in start order.
+        names = [c.spec.name for c in self.children]
+        order = sorted(names, key=lambda name: name != "gateway")
+        # Text, not markup: the commands hold [brackets] and must print verbatim.
+        self.console.print(Text(summary(self.urls, order)))
 
     async def _watch(self) -> int:
         stop = asyncio.create_task(self.stop_requested.wait())

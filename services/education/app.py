@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.education.demo import load_demo
+from services.education.demo_school import load_school
 from services.education.endpoints import public, router
 from services.education.learners import LearnerSync
 from services.education.repository import EducationRepository, make_store
@@ -38,6 +39,8 @@ def _education_lifespan(settings: EducationSettings) -> LifespanHook:
         if settings.demo_data:
             count = await load_demo(repo)
             logger.info("demo data: %d resources present", count)
+            classes = await load_school(repo, settings.demo_learners)
+            logger.info("demo data: %d generated classes present", classes)
         yield
 
     return hook

@@ -19,6 +19,9 @@ class EducationSettings(Settings):
     search_candidates: int = Field(default=200, ge=10, le=1000)
     # Load demo resources, an organisation, a course and a class at start (dev stack).
     demo_data: bool = False
+    # With demo_data: evening courses and classes with this many of the registry's generated
+    # demo residents enrolled (services/education/demo_school.py; the dev stack sets it).
+    demo_learners: int = Field(default=0, ge=0, le=1000)
     # The registry's event feed (e.g. http://127.0.0.1:8002/events): learners' names and
     # status, and merges, read with this service's client credentials. Unset: off.
     registry_events_url: str | None = None

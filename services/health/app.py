@@ -12,6 +12,7 @@ from starlette.responses import Response
 from services.health.audit import AuditLog
 from services.health.bundles import BundleProcessor
 from services.health.demo import load_demo
+from services.health.demo_clinic import load_clinic
 from services.health.endpoints import public, router
 from services.health.outcome import error_outcome, install_outcome_handlers, outcome_response
 from services.health.repository import FhirRepository, specs
@@ -54,6 +55,7 @@ def _fhir_lifespan(settings: HealthSettings) -> LifespanHook:
             if settings.demo_data:
                 base = settings.fhir_base_url or f"http://{settings.host}:{settings.port}"
                 count = await load_demo(app.state.bundles, base)
+                count += await load_clinic(app.state.bundles, base, settings.demo_patients)
                 logger.info("demo data: %d records present", count)
             yield
 

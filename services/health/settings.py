@@ -30,6 +30,9 @@ class HealthSettings(Settings):
     audit_backlog_wait_seconds: float = Field(default=10.0, gt=0, le=60)
     # Load the demo patients at start (the dev stack sets it; idempotent).
     demo_data: bool = False
+    # With demo_data: clinical records for this many of the registry's generated demo
+    # residents, R-00000031 onwards (services/health/demo_clinic.py; the dev stack sets it).
+    demo_patients: int = Field(default=0, ge=0, le=1000)
     # The registry's event feed (e.g. http://127.0.0.1:8002/events): when set, registered,
     # updated, moved and merged residents create or update their linked Patients, read with
     # this service's client credentials (HUIMIN_CLIENT_ID / HUIMIN_CLIENT_SECRET). Unset: off.

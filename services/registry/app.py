@@ -13,6 +13,7 @@ from services.registry.accounts_endpoints import router as accounts_router
 from services.registry.audit import AuditQueue
 from services.registry.changes_endpoints import router as changes_router
 from services.registry.demo import load_demo
+from services.registry.demo_town import load_town
 from services.registry.endpoints import router
 from services.registry.households import HouseholdService
 from services.registry.import_jobs import ImportRunner
@@ -49,6 +50,7 @@ def _registry_lifespan(settings: RegistrySettings) -> LifespanHook:
         async with audit.running(), app.state.imports.running():
             if settings.demo_data:
                 count = await load_demo(residents, app.state.households)
+                count += await load_town(residents, app.state.households, settings.demo_households)
                 logger.info("demo data: %d residents present", count)
             yield
 

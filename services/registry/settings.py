@@ -21,6 +21,9 @@ class RegistrySettings(Settings):
     audit_max_pending: int = Field(default=20_000, ge=100)
     # Load the demo hierarchy, residents and households at start (dev stack; idempotent).
     demo_data: bool = False
+    # With demo_data: this many generated households on top (about three residents each;
+    # the dev stack sets 100). At most 120: demo national IDs number residents in 3 digits.
+    demo_households: int = Field(default=0, ge=0, le=120)
     # Citizen accounts (POST /residents/{id}/account): the registry manages Keycloak users
     # through the admin API as its own service account (HUIMIN_CLIENT_ID/SECRET, which the
     # realm grants realm-management manage-users and view-users). Off: those calls answer

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from services.tourism import endpoints, events_endpoints
 from services.tourism.demo import load_demo
+from services.tourism.demo_city import load_city
 from services.tourism.repository import TourismRepository, make_store
 from services.tourism.reviews import ReviewService
 from services.tourism.search import PlaceSearch
@@ -35,6 +36,8 @@ def _tourism_lifespan(settings: TourismSettings) -> LifespanHook:
         app.state.place_search = PlaceSearch(repo)
         if settings.demo_data:
             places, events = await load_demo(app.state.places, app.state.events)
+            more = await load_city(app.state.places, app.state.events, settings.demo_places)
+            places, events = places + more[0], events + more[1]
             logger.info("demo data: %d places and %d events present", places, events)
         yield
 

@@ -17,3 +17,6 @@ class TourismSettings(Settings):
     max_limit: int = Field(default=100, ge=1, le=100)
     # Load demo places and events around Beijing at start (dev stack).
     demo_data: bool = False
+    # With demo_data: this many generated places around real neighbourhoods, and events at
+    # some (services/tourism/demo_city.py; the dev stack sets 100). 150 pairs exist.
+    demo_places: int = Field(default=0, ge=0, le=150)

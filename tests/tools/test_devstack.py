@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tools._server import free_port
-from tools.devstack import PROCESSES, ProcessSpec, child_environment, port_for, port_is_free
+from tools.devstack import (
+    LINKS_ENV,
+    PROCESSES,
+    ProcessSpec,
+    child_environment,
+    port_for,
+    port_is_free,
+    var_dir,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_PORT = 8000
@@ -59,10 +68,13 @@ def cmdline(pid: int) -> str:
 class Stack:
     """A `python -m tools.devstack` run, as `make run` starts it."""
 
-    def __init__(self, tmp_path: Path, port: int) -> None:
+    def __init__(
+        self, tmp_path: Path, port: int, extra_env: Mapping[str, str] | None = None
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUIMIN_")}
         if port != GATEWAY_PORT:
             env["HUIMIN_GATEWAY_PORT"] = str(port)
+        env.update(extra_env or {})
         self.port = port
         # Every descendant seen, so cleanup reaches them even after they are reparented.
         self.seen: set[int] = set()
@@ -241,3 +253,21 @@ def test_links_between_parts_follow_their_ports():
     registry = next(p for p in PROCESSES if p.name == "registry")
     assert health.env["HUIMIN_REGISTRY_EVENTS_URL"] == "{registry_url}/events"
     assert registry.env["HUIMIN_DEMO_DATA"] == "true"
+
+
+def test_moved_ports_move_the_issuer_and_the_gateways_upstreams():
+    urls = {f"{spec.name}_url": f"http://127.0.0.1:{9000 + i}" for i, spec in enumerate(PROCESSES)}
+    env = child_environment(9001, {"HUIMIN_OIDC_ISSUER": "elsewhere"}, LINKS_ENV, urls)
+    assert env["HUIMIN_OIDC_ISSUER"] == urls["issuer_url"] + "/realms/huimin"
+    upstreams = json.loads(env["HUIMIN_UPSTREAM_URLS"])
+    assert upstreams == {
+        n: urls[f"{n}_url"] for n in ("health", "registry", "education", "tourism")
+    }
+
+
+def test_the_data_directory_can_be_moved(tmp_path):
+    assert var_dir({}) == REPO_ROOT / "var"
+    assert var_dir({"HUIMIN_VAR_DIR": str(tmp_path)}) == tmp_path.resolve()
+    registry = next(p for p in PROCESSES if p.name == "registry")
+    env = child_environment(8002, {}, registry.env, {"var_dir": str(tmp_path)})
+    assert env["HUIMIN_STORE_URL"] == f"sqlite:///{tmp_path}/registry.db"
