@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -45,25 +43,28 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 
 from bench.education_data import Catalogue, LoadInfo, fingerprint, load, profile_of, targets
-from bench.health import console, failures_and_profile_md, human, markdown_table
-from bench.loadgen.profile import Profile, parse
+from bench.health import console, human
 from bench.loadgen.servers import DevIssuer, HealthServer
-from bench.loadgen.vegeta import Attack, Stats, install, write_targets
+from bench.loadgen.vegeta import Attack, install
 from bench.service_bench import (
-    HEAD,
     Attacker,
     Contention,
     Measured,
+    Profiled,
     Scenario,
     add_run_args,
-    cells,
     check_run_args,
     code_line,
-    measure_one,
+    discard,
+    mark_loaded,
+    measure_all,
     print_run,
+    profile_again,
     render,
+    reuse_loaded,
     run_lines,
-    to_profile,
+    section_text,
+    target_attacker,
     write_results,
 )
 from tests.fixtures.identity import dev_idp
@@ -119,28 +120,17 @@ def token(issuer: DevIssuer, role: str, valid_for: float) -> str:
 # --- loading -----------------------------------------------------------------------------
 
 
-def discard(home: Path) -> None:
-    """Remove a stored data set and what runs on it left."""
-    (home / "loaded.json").unlink(missing_ok=True)
-    for path in home.glob("education.db*"):
-        path.unlink()
-    shutil.rmtree(home / "targets", ignore_errors=True)
-
-
 def ensure_loaded(data: Catalogue, url: str, home: Path, batch: int) -> tuple[LoadInfo, bool]:
     """Load the data set unless `home` already holds it; (how it was loaded, whether it is
     stale: loaded by other storage code, collection spec or generator than this run's)."""
-    marker = home / "loaded.json"
     code = fingerprint(data)
-    if marker.is_file():
-        info = LoadInfo(**json.loads(marker.read_text()))
-        console.print(f"reusing the data set in {os.path.relpath(home, ROOT)}: {info.describe()}")
-        if info.code != code:
-            console.print(
-                "[yellow]the storage code or the generated documents changed since this data"
-                " set was loaded: it may be stale (`--reload` loads it again)[/yellow]"
-            )
-        return info, info.code != code
+    stale_warning = (
+        "[yellow]the storage code or the generated documents changed since this data"
+        " set was loaded: it may be stale (`--reload` loads it again)[/yellow]"
+    )
+    reused = reuse_loaded(home, LoadInfo, code, stale_warning)
+    if reused is not None:
+        return reused
     console.print(f"loading {data.size:,} learning resources into {os.path.relpath(home, ROOT)}")
     seconds = asyncio.run(load(data, url, batch))
     info = LoadInfo(
@@ -151,8 +141,7 @@ def ensure_loaded(data: Catalogue, url: str, home: Path, batch: int) -> tuple[Lo
         batch=batch,
         code=code,
     )
-    marker.write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
-    console.print(f"loaded {info.describe()}")
+    mark_loaded(home, info)
     return info, False
 
 
@@ -205,8 +194,6 @@ def describe_matches(found: dict[str, list[int]]) -> str:
 
 # --- measuring ---------------------------------------------------------------------------
 
-Profiled = tuple[Scenario, Profile, Stats]
-
 
 @dataclasses.dataclass
 class Run:
@@ -226,16 +213,12 @@ def attacker(
     data: Catalogue, base: str, citizen: str, home: Path, args: argparse.Namespace
 ) -> Attacker:
     """A function running one attack of a scenario on fresh targets."""
-    work = home / "targets"
-    work.mkdir(parents=True, exist_ok=True)
-
-    def attack(scenario: Scenario, duration: float) -> tuple[Attack, Stats]:
-        path = work / f"{scenario.name}.jsonl"
-        write_targets(path, targets(scenario.name, data, base, args.targets, citizen))
-        run = Attack(path, duration, args.connections, {"Accept": JSON}, args.timeout)
-        return run, run.run(work)
-
-    return attack
+    return target_attacker(
+        home,
+        args,
+        lambda name, count: targets(name, data, base, count, citizen),
+        {"Accept": JSON},
+    )
 
 
 def measure(args: argparse.Namespace, data: Catalogue, home: Path) -> Run:
@@ -257,17 +240,17 @@ def measure(args: argparse.Namespace, data: Catalogue, home: Path) -> Run:
                 f" {args.duration:g} s each (+{args.warmup:g} s warm-up)"
             )
             attack = attacker(data, server.base_url, citizen, home, args)
-            results: Measured = []
-            for scenario in scenarios:
-                last, stats = measure_one(scenario, attack, args.warmup, args.duration)
-                results.append((scenario, stats))
+            last, results = measure_all(scenarios, attack, args)
         run = Run(info, counted, found, last, results, stale=stale)
         if args.profile:
-            target, output = to_profile(results, args.profile, BY_NAME, home)
-            with EducationServer(home, url, issuer.issuer, profile=output) as server:
-                attack = attacker(data, server.base_url, citizen, home, args)
-                _, stats = measure_one(target, attack, args.warmup, args.duration)
-            run.profiled = (target, parse(output), stats)
+            run.profiled = profile_again(
+                results,
+                args,
+                BY_NAME,
+                home,
+                lambda output: EducationServer(home, url, issuer.issuer, profile=output),
+                lambda base: attacker(data, base, citizen, home, args),
+            )
     run.contention = contention.line()  # the service, vegeta and the issuer have exited
     console.print(run.contention.removeprefix("- "))
     return run
@@ -280,8 +263,7 @@ def section(args: argparse.Namespace, command: str, data: Catalogue, run: Run) -
     """This run's section of the results file."""
     size = human(args.resources)
     everything, published = run.counted
-    lines = [
-        f"<!-- education:{size} -->",
+    head = [
         f"## {args.resources:,} learning resources (embedded store, SQLite)",
         "",
         *run_lines(args, command, run.attack)[:1],
@@ -306,13 +288,8 @@ def section(args: argparse.Namespace, command: str, data: Catalogue, run: Run) -
         " page of 20",
         "- 2xx/s and latencies count 2xx responses only; any other status or transport"
         " error is an error",
-        "",
-        *markdown_table(HEAD, [cells(sc, st) for sc, st in run.results]),
     ]
-    failures = [(sc.name, x) for sc, st in run.results for x in st.samples.values()]
-    lines += failures_and_profile_md(failures, run.profiled, args.top)
-    lines.append(f"<!-- /education:{size} -->")
-    return "\n".join(lines).rstrip() + "\n"
+    return section_text(f"education:{size}", head, run.results, run.profiled, args.top)
 
 
 HEADER = """# Education benchmark
@@ -352,7 +329,7 @@ def main(argv: list[str]) -> int:
     # One run per data set at a time: two would write the same store and share the cores.
     with file_lock(home / "bench.lock", f"the other benchmark run on {home.name}", "bench"):
         if args.reload:
-            discard(home)
+            discard(home, "education.db")
         if args.load_only:
             ensure_loaded(data, f"sqlite:///{home / 'education.db'}", home, args.batch)
             return 0

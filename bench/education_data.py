@@ -66,12 +66,12 @@ from bench.health import console, minutes
 from bench.health_data import LATIN_FAMILIES, LATIN_GIVENS
 from bench.loadgen.vegeta import Target
 from bench.registry_data import FEMALE_GIVEN, MALE_GIVEN, SURNAMES
-from bench.service_bench import code_hash, write_batches
+from bench.service_bench import code_hash, stored_prefix, write_batches
 from services.education.demo import TEACHER_SUB
 from services.education.repository import RESOURCES, SPECS, make_store, resource_keys
 from services.education.schemas import ResourceIn
 from services.education.vocab import LEVELS, SUBJECTS, TYPES
-from shared.storage import Create, RecordNotFound, Store, WriteOp
+from shared.storage import Create, WriteOp
 
 START = datetime(2018, 1, 1, tzinfo=UTC)
 END = datetime(2025, 12, 31, tzinfo=UTC)  # nothing is created after it (date_created <= today)
@@ -433,27 +433,13 @@ def fingerprint(data: Catalogue) -> str:
     return digest.hexdigest()[:16]
 
 
-async def _loaded(store: Store, data: Catalogue) -> int:
-    """How many resources an earlier, interrupted load wrote: batches are written in order,
-    so the stored ones are a prefix, found by bisection."""
-    low, high = 0, data.size
-    while low < high:
-        middle = (low + high) // 2
-        try:
-            await store.get(RESOURCES, data.meta(middle).id)
-            low = middle + 1
-        except RecordNotFound:
-            high = middle
-    return low
-
-
 async def load(data: Catalogue, url: str, batch: int) -> float:
     """Write the resources an earlier load did not; returns the seconds it took."""
     store = make_store(url)
     await store.open()
     started = time.perf_counter()
     try:
-        done = await _loaded(store, data)
+        done = await stored_prefix(store, RESOURCES, data.size, lambda i: data.meta(i).id)
         if done:
             console.print(f"resuming an interrupted load at {done:,} resources")
 

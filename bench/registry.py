@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import json
 import os
-import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -43,11 +40,8 @@ import httpx
 
 from bench.health import (
     console,
-    failures_and_profile_md,
     human,
-    markdown_table,
 )
-from bench.loadgen.profile import Profile, parse
 from bench.loadgen.servers import DevIssuer, HealthServer
 from bench.loadgen.vegeta import Attack, Stats, install, write_targets
 from bench.registry_data import (
@@ -62,18 +56,21 @@ from bench.registry_data import (
     register_targets,
 )
 from bench.service_bench import (
-    HEAD,
     Attacker,
     Measured,
+    Profiled,
     Scenario,
     add_run_args,
-    cells,
     check_run_args,
-    measure_one,
+    discard,
+    mark_loaded,
+    measure_all,
     print_run,
+    profile_again,
     render,
+    reuse_loaded,
     run_lines,
-    to_profile,
+    section_text,
     write_results,
 )
 from tests.fixtures.identity import dev_idp
@@ -124,27 +121,16 @@ def officer_token(issuer: DevIssuer, valid_for: float) -> str:
 # --- loading -----------------------------------------------------------------------------
 
 
-def discard(home: Path) -> None:
-    """Remove a stored data set and what runs on it remembered."""
-    for name in ("loaded.json", "registered.json"):
-        (home / name).unlink(missing_ok=True)
-    for path in home.glob("registry.db*"):
-        path.unlink()
-    shutil.rmtree(home / "targets", ignore_errors=True)
-
-
 def ensure_loaded(data: Population, url: str, home: Path, batch: int) -> LoadInfo:
     """Load the data set unless `home` already holds it."""
-    marker = home / "loaded.json"
-    if marker.is_file():
-        info = LoadInfo(**json.loads(marker.read_text()))
-        console.print(f"reusing the data set in {os.path.relpath(home, ROOT)}: {info.describe()}")
-        if info.code != fingerprint():
-            console.print(
-                "[yellow]storage, index or generator code changed since this data set was"
-                " loaded: its index keys may be stale (`--reload` loads it again)[/yellow]"
-            )
-        return info
+    code = fingerprint()
+    stale_warning = (
+        "[yellow]storage, index or generator code changed since this data set was"
+        " loaded: its index keys may be stale (`--reload` loads it again)[/yellow]"
+    )
+    reused = reuse_loaded(home, LoadInfo, code, stale_warning)
+    if reused is not None:
+        return reused[0]
     console.print(f"loading {data.size:,} residents into {os.path.relpath(home, ROOT)} ...")
     seconds = asyncio.run(load(data, url, batch))
     info = LoadInfo(
@@ -152,10 +138,9 @@ def ensure_loaded(data: Population, url: str, home: Path, batch: int) -> LoadInf
         seconds=round(seconds, 1),
         date=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         batch=batch,
-        code=fingerprint(),
+        code=code,
     )
-    marker.write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
-    console.print(f"loaded {info.describe()}")
+    mark_loaded(home, info)
     return info
 
 
@@ -227,9 +212,6 @@ def attack(
     return run, stats
 
 
-Profiled = tuple[Scenario, Profile, Stats]
-
-
 def measure(
     args: argparse.Namespace, data: Population, home: Path
 ) -> tuple[LoadInfo, int, Attack, Measured, Profiled | None]:
@@ -237,7 +219,6 @@ def measure(
     url = f"sqlite:///{home / 'registry.db'}"
     info = ensure_loaded(data, url, home, args.batch)
     scenarios = [BY_NAME[n] for n in args.scenarios.split(",")]
-    times = (args.warmup, args.duration)
     with DevIssuer(VAR / "issuer") as issuer:
         token = officer_token(issuer, valid_for=6 * 3600)
         with RegistryServer(home, url, issuer.issuer) as server:
@@ -252,20 +233,19 @@ def measure(
                 f"{len(scenarios)} scenarios, {args.connections} connections,"
                 f" {args.duration:g} s each (+{args.warmup:g} s warm-up)"
             )
-            results: Measured = []
-            for scenario in scenarios:
-                run, stats = measure_one(
-                    scenario, attacker(data, server.base_url, token, home, args), *times
-                )
-                results.append((scenario, stats))
+            attack = attacker(data, server.base_url, token, home, args)
+            run, results = measure_all(scenarios, attack, args)
         if not args.profile:
             return info, count, run, results, None
-        target, output = to_profile(results, args.profile, BY_NAME, home)
-        with RegistryServer(home, url, issuer.issuer, profile=output) as server:
-            _, stats = measure_one(
-                target, attacker(data, server.base_url, token, home, args), *times
-            )
-        return info, count, run, results, (target, parse(output), stats)
+        profiled = profile_again(
+            results,
+            args,
+            BY_NAME,
+            home,
+            lambda output: RegistryServer(home, url, issuer.issuer, profile=output),
+            lambda base: attacker(data, base, token, home, args),
+        )
+        return info, count, run, results, profiled
 
 
 # --- reporting ---------------------------------------------------------------------------
@@ -282,8 +262,7 @@ def section(
 ) -> str:
     """This run's section of the results file."""
     size = human(args.residents)
-    lines = [
-        f"<!-- registry:{size} -->",
+    head = [
         f"## {args.residents:,} residents (embedded store, SQLite)",
         "",
         *run_lines(args, command, run)[:1],
@@ -295,13 +274,8 @@ def section(
         " search audited",
         "- 2xx/s and latencies count 2xx responses only; any other status or transport"
         " error is an error",
-        "",
-        *markdown_table(HEAD, [cells(sc, st) for sc, st in results]),
     ]
-    failures = [(sc.name, x) for sc, st in results for x in st.samples.values()]
-    lines += failures_and_profile_md(failures, profiled, args.top)
-    lines.append(f"<!-- /registry:{size} -->")
-    return "\n".join(lines).rstrip() + "\n"
+    return section_text(f"registry:{size}", head, results, profiled, args.top)
 
 
 HEADER = """# Registry benchmark
@@ -340,7 +314,7 @@ def main(argv: list[str]) -> int:
     # One run per data set at a time: two would write the same store and share the cores.
     with file_lock(home / "bench.lock", f"the other benchmark run on {home.name}", "bench"):
         if args.reload:
-            discard(home)
+            discard(home, "registry.db", markers=("loaded.json", "registered.json"))
         args.load_before = os.getloadavg()[0]
         try:
             info, count, run, results, profiled = measure(args, data, home)

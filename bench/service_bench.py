@@ -1,23 +1,29 @@
-"""What the benchmarks of the problem+json services (registry, education) share: writing a
-data set straight into a store in batches with a progress bar, the hash of the code that
-decided how it was stored, scenarios with a p95 target and their table, the results file's
-sections, the command line, and one warmed-up, measured (optionally profiled) attack.
+"""What the benchmarks of the problem+json services (registry, education, tourism) share:
+writing a data set straight into a store in batches with a progress bar, resuming an
+interrupted load, the loaded.json marker of a finished one, the hash of the code that decided
+how it was stored, scenarios with a p95 target and their table, the results file's sections,
+the command line, and warmed-up, measured (optionally profiled) attacks.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
+import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from rich.markup import escape
 from rich.progress import (
@@ -30,10 +36,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bench.health import console, per_second, print_measured, profile_tables, shown
-from bench.loadgen.profile import Profile
-from bench.loadgen.vegeta import VEGETA_VERSION, Attack, Stats
-from shared.storage import Store, WriteOp
+from bench.health import (
+    console,
+    failures_and_profile_md,
+    markdown_table,
+    per_second,
+    print_measured,
+    profile_tables,
+    shown,
+)
+from bench.loadgen.profile import Profile, parse
+from bench.loadgen.servers import HealthServer
+from bench.loadgen.vegeta import VEGETA_VERSION, Attack, Stats, Target, write_targets
+from shared.storage import RecordNotFound, Store, WriteOp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,6 +101,69 @@ async def write_batches(
         progress.update(task, completed=total)
 
 
+async def stored_prefix(
+    store: Store, collection: str, size: int, id_of: Callable[[int], str]
+) -> int:
+    """How many items an earlier, interrupted load wrote: batches are written in order, so
+    the stored ones are a prefix (items 0 to n - 1), found by bisection."""
+    low, high = 0, size
+    while low < high:
+        middle = (low + high) // 2
+        try:
+            await store.get(collection, id_of(middle))
+            low = middle + 1
+        except RecordNotFound:
+            high = middle
+    return low
+
+
+class LoadRecord(Protocol):
+    """How a stored data set was loaded: a dataclass kept beside it in loaded.json."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def code(self) -> str:
+        """The hash of the code that loaded it (see `code_hash`)."""
+
+    def describe(self) -> str:
+        """The report's words for the load."""
+
+
+LoadRecordT = TypeVar("LoadRecordT", bound=LoadRecord)
+
+
+def reuse_loaded(
+    home: Path, kind: type[LoadRecordT], code: str, stale_warning: str
+) -> tuple[LoadRecordT, bool] | None:
+    """The finished load `home` holds and whether it is stale (loaded by other code than
+    `code`, which `stale_warning` then says on the console); None when there is none."""
+    marker = home / "loaded.json"
+    if not marker.is_file():
+        return None
+    info = kind(**json.loads(marker.read_text()))
+    console.print(f"reusing the data set in {os.path.relpath(home, ROOT)}: {info.describe()}")
+    if info.code != code:
+        console.print(stale_warning)
+    return info, info.code != code
+
+
+def mark_loaded(home: Path, info: LoadRecord) -> None:
+    """Keep how the data set was loaded beside it: later runs reuse it."""
+    (home / "loaded.json").write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
+    console.print(f"loaded {info.describe()}")
+
+
+def discard(home: Path, db_name: str, markers: Sequence[str] = ("loaded.json",)) -> None:
+    """Remove a stored data set (the store `db_name` and its side files, the `markers`) and
+    the targets runs on it left."""
+    for name in markers:
+        (home / name).unlink(missing_ok=True)
+    for path in home.glob(f"{db_name}*"):
+        path.unlink()
+    shutil.rmtree(home / "targets", ignore_errors=True)
+
+
 # --- scenarios and their results ---------------------------------------------------------
 
 
@@ -106,6 +184,7 @@ class Scenario:
 
 
 Measured = list[tuple[Scenario, Stats]]
+Profiled = tuple[Scenario, Profile, Stats]
 HEAD = ["scenario", "request", "requests", "2xx/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
 HEAD += ["target", "met"]
 
@@ -146,6 +225,23 @@ def write_results(path: Path, tag: str, header: str, text: str) -> None:
     new = pattern.sub(lambda _m: text, old) if pattern.search(old) else old + "\n" + text
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new)
+
+
+def section_text(
+    tag: str, head: Sequence[str], results: Measured, profiled: Profiled | None, top: int
+) -> str:
+    """A results section `<!-- tag -->`: the `head` lines, then the results table, the error
+    samples and the profile."""
+    lines = [
+        f"<!-- {tag} -->",
+        *head,
+        "",
+        *markdown_table(HEAD, [cells(sc, st) for sc, st in results]),
+    ]
+    failures = [(sc.name, x) for sc, st in results for x in st.samples.values()]
+    lines += failures_and_profile_md(failures, profiled, top)
+    lines.append(f"<!-- /{tag} -->")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def code_line(paths: Sequence[str]) -> str:
@@ -275,6 +371,54 @@ def measure_one(
     run, stats = attack(scenario, duration)
     print_measured(scenario.name, stats, width=12)
     return run, stats
+
+
+def target_attacker(
+    home: Path,
+    args: argparse.Namespace,
+    targets_of: Callable[[str, int], Iterable[Target]],
+    headers: Mapping[str, str],
+) -> Attacker:
+    """Runs one attack of a scenario for some seconds, on fresh targets:
+    `targets_of(scenario name, args.targets)`, written under home/targets."""
+    work = home / "targets"
+    work.mkdir(parents=True, exist_ok=True)
+
+    def attack(scenario: Scenario, duration: float) -> tuple[Attack, Stats]:
+        path = work / f"{scenario.name}.jsonl"
+        write_targets(path, targets_of(scenario.name, args.targets))
+        run = Attack(path, duration, args.connections, dict(headers), args.timeout)
+        return run, run.run(work)
+
+    return attack
+
+
+def measure_all(
+    scenarios: Sequence[Scenario], attack: Attacker, args: argparse.Namespace
+) -> tuple[Attack, Measured]:
+    """Measure each scenario in turn; the last attack (its vegeta line is the report's) and
+    the results."""
+    results: Measured = []
+    for scenario in scenarios:
+        last, stats = measure_one(scenario, attack, args.warmup, args.duration)
+        results.append((scenario, stats))
+    return last, results
+
+
+def profile_again(
+    results: Measured,
+    args: argparse.Namespace,
+    by_name: Mapping[str, Scenario],
+    home: Path,
+    serve: Callable[[Path], AbstractContextManager[HealthServer]],
+    attacker_at: Callable[[str], Attacker],
+) -> Profiled:
+    """Run the scenario `--profile` names (or the slowest) again, on a service that
+    `serve(profile file)` starts under py-spy; `attacker_at(base URL)` attacks it."""
+    target, output = to_profile(results, args.profile, by_name, home)
+    with serve(output) as server:
+        _, stats = measure_one(target, attacker_at(server.base_url), args.warmup, args.duration)
+    return target, parse(output), stats
 
 
 def to_profile(

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -33,31 +31,35 @@ from pathlib import Path
 import httpx
 
 from bench.education import token
-from bench.health import console, failures_and_profile_md, human, markdown_table, minutes
-from bench.loadgen.profile import Profile, parse
+from bench.health import console, human, minutes
 from bench.loadgen.servers import DevIssuer, HealthServer
-from bench.loadgen.vegeta import Attack, Stats, install, write_targets
+from bench.loadgen.vegeta import Attack, install
 from bench.service_bench import (
-    HEAD,
     Attacker,
     Contention,
     Measured,
+    Profiled,
     Scenario,
     add_run_args,
-    cells,
     check_run_args,
     code_line,
-    measure_one,
+    discard,
+    mark_loaded,
+    measure_all,
     print_run,
+    profile_again,
     render,
+    reuse_loaded,
     run_lines,
-    to_profile,
+    section_text,
+    stored_prefix,
+    target_attacker,
     write_batches,
     write_results,
 )
 from bench.tourism_data import Places, fingerprint, targets
 from services.tourism.repository import PLACES, make_store
-from shared.storage import Create, RecordNotFound, Store, WriteOp
+from shared.storage import Create, WriteOp
 from tools._server import file_lock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,26 +112,13 @@ class LoadInfo:
         )
 
 
-async def _loaded(store: Store, data: Places) -> int:
-    """How many places an interrupted load wrote (a prefix: found by bisection)."""
-    low, high = 0, data.size
-    while low < high:
-        middle = (low + high) // 2
-        try:
-            await store.get(PLACES, data.id(middle))
-            low = middle + 1
-        except RecordNotFound:
-            high = middle
-    return low
-
-
 async def load(data: Places, url: str, batch: int) -> float:
     """Write the places an earlier load did not; the seconds it took."""
     store = make_store(url)
     await store.open()
     started = time.perf_counter()
     try:
-        done = await _loaded(store, data)
+        done = await stored_prefix(store, PLACES, data.size, data.id)
 
         def ops(start: int, stop: int) -> list[WriteOp]:
             return [Create(PLACES, data.document(i), data.id(i)) for i in range(start, stop)]
@@ -142,21 +131,17 @@ async def load(data: Places, url: str, batch: int) -> float:
 
 def ensure_loaded(data: Places, url: str, home: Path, batch: int) -> tuple[LoadInfo, bool]:
     """Load the data set unless `home` holds it; (how it was loaded, whether it is stale)."""
-    marker = home / "loaded.json"
     code = fingerprint(data)
-    if marker.is_file():
-        info = LoadInfo(**json.loads(marker.read_text()))
-        console.print(f"reusing the data set in {os.path.relpath(home, ROOT)}: {info.describe()}")
-        if info.code != code:
-            console.print("[yellow]stale: loaded by other code (`--reload` loads it again)[/]")
-        return info, info.code != code
+    stale_warning = "[yellow]stale: loaded by other code (`--reload` loads it again)[/]"
+    reused = reuse_loaded(home, LoadInfo, code, stale_warning)
+    if reused is not None:
+        return reused
     home.mkdir(parents=True, exist_ok=True)
     console.print(f"loading {data.size:,} places into {os.path.relpath(home, ROOT)}")
     seconds = asyncio.run(load(data, url, batch))
     info = LoadInfo(data.size, round(seconds, 1), f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", batch)
     info = dataclasses.replace(info, code=code)
-    marker.write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
-    console.print(f"loaded {info.describe()}")
+    mark_loaded(home, info)
     return info, False
 
 
@@ -191,7 +176,7 @@ class Run:
     found: dict[str, list[int]]
     attack: Attack
     results: Measured
-    profiled: tuple[Scenario, Profile, Stats] | None = None
+    profiled: Profiled | None = None
     stale: bool = False
     contention: str = ""
 
@@ -200,16 +185,12 @@ def attacker(
     data: Places, base: str, citizen: str, home: Path, args: argparse.Namespace
 ) -> Attacker:
     """A function running one attack of a scenario on fresh targets."""
-    work = home / "targets"
-    work.mkdir(parents=True, exist_ok=True)
-
-    def attack(scenario: Scenario, duration: float) -> tuple[Attack, Stats]:
-        path = work / f"{scenario.name}.jsonl"
-        write_targets(path, targets(scenario.name, data, base, args.targets, citizen))
-        run = Attack(path, duration, args.connections, {"Accept": "application/json"}, args.timeout)
-        return run, run.run(work)
-
-    return attack
+    return target_attacker(
+        home,
+        args,
+        lambda name, count: targets(name, data, base, count, citizen),
+        {"Accept": "application/json"},
+    )
 
 
 def measure(args: argparse.Namespace, data: Places, home: Path) -> Run:
@@ -227,17 +208,17 @@ def measure(args: argparse.Namespace, data: Places, home: Path) -> Run:
             found = found_per_page(data, server.base_url)
             console.print(f"places on a first page: {describe_found(found)}")
             attack = attacker(data, server.base_url, citizen, home, args)
-            results: Measured = []
-            for scenario in scenarios:
-                last, stats = measure_one(scenario, attack, args.warmup, args.duration)
-                results.append((scenario, stats))
+            last, results = measure_all(scenarios, attack, args)
         run = Run(info, found, last, results, stale=stale)
         if args.profile:
-            target, output = to_profile(results, args.profile, BY_NAME, home)
-            with TourismServer(home, url, issuer.issuer, profile=output) as server:
-                attack = attacker(data, server.base_url, citizen, home, args)
-                _, stats = measure_one(target, attack, args.warmup, args.duration)
-            run.profiled = (target, parse(output), stats)
+            run.profiled = profile_again(
+                results,
+                args,
+                BY_NAME,
+                home,
+                lambda output: TourismServer(home, url, issuer.issuer, profile=output),
+                lambda base: attacker(data, base, citizen, home, args),
+            )
     run.contention = contention.line()
     console.print(run.contention.removeprefix("- "))
     return run
@@ -246,8 +227,7 @@ def measure(args: argparse.Namespace, data: Places, home: Path) -> Run:
 def section(args: argparse.Namespace, command: str, run: Run) -> str:
     """This run's section of the results file."""
     size = human(args.places)
-    lines = [
-        f"<!-- tourism:{size} -->",
+    head = [
         f"## {args.places:,} places (embedded store, SQLite)",
         "",
         *run_lines(args, command, run.attack)[:1],
@@ -264,13 +244,8 @@ def section(args: argparse.Namespace, command: str, run: Run) -> str:
         run.contention,
         "- auth: three quarters of the requests as the public, a quarter as a citizen",
         "- 2xx/s and latencies count 2xx responses only",
-        "",
-        *markdown_table(HEAD, [cells(sc, st) for sc, st in run.results]),
     ]
-    failures = [(sc.name, x) for sc, st in run.results for x in st.samples.values()]
-    lines += failures_and_profile_md(failures, run.profiled, args.top)
-    lines.append(f"<!-- /tourism:{size} -->")
-    return "\n".join(lines).rstrip() + "\n"
+    return section_text(f"tourism:{size}", head, run.results, run.profiled, args.top)
 
 
 HEADER = """# Tourism benchmark
@@ -307,10 +282,7 @@ def main(argv: list[str]) -> int:
     home = VAR / f"tourism-sqlite-{human(args.places)}{suffix}"
     with file_lock(home / "bench.lock", f"the other benchmark run on {home.name}", "bench"):
         if args.reload:
-            (home / "loaded.json").unlink(missing_ok=True)
-            for path in home.glob("tourism.db*"):
-                path.unlink()
-            shutil.rmtree(home / "targets", ignore_errors=True)
+            discard(home, "tourism.db")
         if args.load_only:
             ensure_loaded(data, f"sqlite:///{home / 'tourism.db'}", home, args.batch)
             return 0

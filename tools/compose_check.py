@@ -11,14 +11,14 @@ built once per source hash into a cache outside the repository, like FerretDB.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tools._server import cache_root, command_line, file_lock, log
+from tools._gobuild import build_module, cached_build
+from tools._gobuild import source_hash as go_source_hash
+from tools._server import cache_root, command_line, log
 from tools.ferretdb import find_go
 
 SOURCE_DIR = Path(__file__).resolve().parent / "compose-check"
@@ -36,10 +36,7 @@ def _log(message: str) -> None:
 
 def source_hash() -> str:
     """Hash of the Go sources that determine the binary."""
-    digest = hashlib.sha256()
-    for name in SOURCE_FILES:
-        digest.update(name.encode() + b"\0" + (SOURCE_DIR / name).read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    return go_source_hash(SOURCE_DIR, SOURCE_FILES)
 
 
 def binary_path() -> Path:
@@ -49,37 +46,16 @@ def binary_path() -> Path:
 
 def build(*, force: bool = False) -> Path:
     """Build compose-check into the cache (once per source hash) and return its path."""
-    target = binary_path()
-    if target.is_file() and not force:
-        return target
-    with file_lock(target.parent / "build.lock", "another build to finish", "compose-check"):
-        if target.is_file() and not force:  # a concurrent build finished while we waited
-            return target
+
+    def run(target: Path) -> None:
         try:
             go = find_go()
         except RuntimeError as exc:
             raise ComposeCheckError(str(exc)) from None
-        tmp = target.with_name(f".{BINARY_NAME}.{os.getpid()}.tmp")
-        # -mod=readonly: the committed go.sum must be complete, so the build is reproducible.
-        command = [go, "build", "-trimpath", "-buildvcs=false", "-mod=readonly", "-o", str(tmp)]
         _log(f"building with {go} into {target.parent} (about a minute) ...")
-        started = time.monotonic()
-        result = subprocess.run(
-            [*command, "."],
-            cwd=SOURCE_DIR,
-            env=dict(os.environ, CGO_ENABLED="0"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            output = result.stdout.strip()[-4000:] or "(no output)"
-            raise ComposeCheckError(f"`go build` failed (exit {result.returncode}):\n{output}")
-        tmp.replace(target)  # atomic: readers never see a half-written binary
-        _log(f"built {target} in {time.monotonic() - started:.0f}s")
-        return target
+        build_module(go, SOURCE_DIR, target, ComposeCheckError)
+
+    return cached_build(binary_path(), "compose-check", run, force=force)
 
 
 def check(compose_file: Path, env_file: Path | None = None) -> subprocess.CompletedProcess[str]:

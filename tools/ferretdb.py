@@ -10,14 +10,12 @@ built once per source hash into a cache outside the repository and reused afterw
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any, Self
@@ -25,6 +23,8 @@ from typing import IO, Any, Self
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from tools._gobuild import build_module, cached_build
+from tools._gobuild import source_hash as go_source_hash
 from tools._server import (
     HOST,
     ManagedServer,
@@ -32,7 +32,6 @@ from tools._server import (
     add_serve_command,
     cache_root,
     command_line,
-    file_lock,
     free_port,
     log,
     serve_in_foreground,
@@ -58,12 +57,7 @@ def _log(message: str) -> None:
 
 def source_hash() -> str:
     """Hash of the Go sources (go.mod, go.sum, main.go) that determine the binary."""
-    digest = hashlib.sha256()
-    for name in SOURCE_FILES:
-        digest.update(name.encode() + b"\0")
-        digest.update((SOURCE_DIR / name).read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
+    return go_source_hash(SOURCE_DIR, SOURCE_FILES)
 
 
 def binary_path() -> Path:
@@ -85,38 +79,13 @@ def find_go() -> str:
 
 def build(*, force: bool = False) -> Path:
     """Build the FerretDB binary into the cache (once per source hash) and return its path."""
-    target = binary_path()
-    if target.is_file() and not force:
-        return target
-    with file_lock(target.parent / "build.lock", "another build to finish", "ferretdb"):
-        if target.is_file() and not force:  # a concurrent build finished while we waited
-            return target
+
+    def run(target: Path) -> None:
         go = find_go()
-        env = dict(os.environ)
-        # The module cache is shared with every other Go build on this machine (Go's default,
-        # or the caller's GOMODCACHE); only the finished binary lives in Huimin's cache.
-        env["CGO_ENABLED"] = "0"  # FerretDB's SQLite driver (modernc.org/sqlite) is pure Go
-        tmp = target.with_name(f".{BINARY_NAME}.{os.getpid()}.tmp")
-        # -mod=readonly: the committed go.sum must be complete, so the build is reproducible.
-        command = [go, "build", "-trimpath", "-buildvcs=false", "-mod=readonly", "-o", str(tmp)]
         _log(f"building FerretDB {FERRETDB_VERSION} with {go} into {target.parent} (1-3 min) ...")
-        started = time.monotonic()
-        result = subprocess.run(
-            [*command, "."],
-            cwd=SOURCE_DIR,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            output = result.stdout.strip()[-4000:] or "(no output)"
-            raise FerretDBError(f"`go build` failed (exit {result.returncode}):\n{output}")
-        tmp.replace(target)  # atomic: readers never see a half-written binary
-        _log(f"built {target} in {time.monotonic() - started:.0f}s")
-        return target
+        build_module(go, SOURCE_DIR, target, FerretDBError)
+
+    return cached_build(binary_path(), "ferretdb", run, force=force)
 
 
 class FerretDB(ManagedServer):

@@ -14,10 +14,10 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tools._server import cache_root, command_line, file_lock, log
+from tools._gobuild import build_output, cached_build
+from tools._server import cache_root, command_line, log
 from tools.ferretdb import find_go
 
 HELM_VERSION = "v3.19.0"
@@ -56,12 +56,8 @@ def binary_path() -> Path:
 
 def build(*, force: bool = False) -> Path:
     """Build helm into the cache (once per version) and return its path."""
-    target = binary_path()
-    if target.is_file() and not force:
-        return target
-    with file_lock(target.parent / "build.lock", "another build to finish", "helm"):
-        if target.is_file() and not force:  # a concurrent build finished while we waited
-            return target
+
+    def run(target: Path) -> None:
         try:
             go = find_go()
         except RuntimeError as exc:
@@ -70,7 +66,6 @@ def build(*, force: bool = False) -> Path:
         staging = target.parent / f".gobin.{os.getpid()}"
         env = dict(os.environ, GOBIN=str(staging), CGO_ENABLED="0", GOFLAGS="-trimpath")
         _log(f"building helm {HELM_VERSION} with {go} into {target.parent} (2-5 min) ...")
-        started = time.monotonic()
         result = subprocess.run(
             [go, "install", "-ldflags", LDFLAGS, f"{HELM_MODULE}@{HELM_VERSION}"],
             env=env,
@@ -81,12 +76,12 @@ def build(*, force: bool = False) -> Path:
         )
         built = staging / BINARY_NAME
         if result.returncode != 0 or not built.is_file():
-            output = result.stdout.strip()[-4000:] or "(no output)"
+            output = build_output(result)
             raise HelmError(f"`go install` failed (exit {result.returncode}):\n{output}")
         built.replace(target)  # atomic: readers never see a half-written binary
         staging.rmdir()
-        _log(f"built {target} in {time.monotonic() - started:.0f}s")
-        return target
+
+    return cached_build(binary_path(), "helm", run, force=force)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,17 +7,12 @@ server's directory.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import socket
-import subprocess
 import sys
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO
 
-from tools._server import HOST, ManagedServer, Probe, die_with_parent, log
-from tools.debian import DebianError, environment, program
+from tools._server import HOST
+from tools.debian import DebianServer, install_main
 
 _PREFIX = "nginx"
 PACKAGES = ("nginx", "nginx-common")
@@ -29,26 +24,22 @@ class NginxError(RuntimeError):
 
 def install() -> Path:
     """Return a runnable nginx, unpacking it from Debian's packages if needed."""
-    try:
-        return program(_PREFIX, PACKAGES, "usr/sbin/nginx", command="nginx")
-    except DebianError as exc:
-        raise NginxError(str(exc)) from None
+    return NginxServer.install()
 
 
-class NginxServer(ManagedServer):
+class NginxServer(DebianServer):
     """One nginx on a loopback port; `server_body` is the inside of its `server` block."""
 
     name = "nginx"
     error = NginxError
     log_prefix = _PREFIX
     log_name = "nginx.log"
-    dir_label = "directory"
-    address_in_use = "Address already in use"
+    packages = PACKAGES
+    relative = "usr/sbin/nginx"
+    command = "nginx"
 
     def __init__(self, directory: Path, server_body: str, *, workers: int = 1) -> None:
-        super().__init__(
-            directory, owns_directory=False, port=None, start_timeout=20.0, stop_timeout=10.0
-        )
+        super().__init__(directory)
         self.server_body = server_body
         self.workers = workers
 
@@ -79,36 +70,17 @@ http {{
 }}
 """
 
-    def start(self) -> NginxServer:
-        """Start nginx on a free port and wait until it accepts connections."""
-        if self.running:
-            return self
-        binary = install()
-        self._dir.mkdir(parents=True, exist_ok=True)
+    def _argv(self, binary: Path, port: int) -> list[str]:
+        config = self._dir / "nginx.conf"
+        config.write_text(self._config(port))
+        return [str(binary), "-p", str(self._dir), "-c", str(config), "-e", "stderr"]
 
-        def spawn(port: int, log_file: IO[bytes]) -> subprocess.Popen[bytes]:
-            config = self._dir / "nginx.conf"
-            config.write_text(self._config(port))
-            return subprocess.Popen(
-                [str(binary), "-p", str(self._dir), "-c", str(config), "-e", "stderr"],
-                env=environment(_PREFIX, binary),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-
-        self._start_on_free_port(spawn)
-        return self
-
-    def _probe(self, port: int) -> AbstractContextManager[Probe]:
-        def ready(_seconds_left: float) -> bool:
-            try:
-                with socket.create_connection((HOST, port), timeout=0.5):
-                    return True
-            except OSError:
-                return False
-
-        return contextlib.nullcontext(ready)
+    def _ready(self, port: int) -> bool:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def _readiness_goal(self, port: int) -> str:
         return f"accept connections on {HOST}:{port}"
@@ -116,15 +88,7 @@ http {{
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m tools.nginx install`."""
-    parser = argparse.ArgumentParser(prog="python -m tools.nginx", description=__doc__)
-    parser.add_argument("command", choices=["install"], help="install and print the binary")
-    parser.parse_args(argv)
-    try:
-        print(install())
-    except NginxError as exc:
-        log(_PREFIX, str(exc))
-        return 1
-    return 0
+    return install_main(NginxServer, "tools.nginx", __doc__, argv)
 
 
 if __name__ == "__main__":

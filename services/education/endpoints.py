@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from services.education.access import SignedInDep, ViewerDep
@@ -23,11 +23,11 @@ from services.education.schemas import (
 )
 from services.education.search import CatalogueSearch, Criteria, SortOrder
 from services.education.service import ResourceService
-from services.education.settings import EducationSettings
 from services.education.vocab import FACETS
 from shared.auth.deps import Authenticated
 from shared.errors import Unprocessable, problem_responses
 from shared.etags import etag
+from shared.params import Cursor, IfMatch, Limit, next_link, page_limit
 from shared.storage import Record
 
 
@@ -44,9 +44,6 @@ def _search(request: Request) -> CatalogueSearch:
 ResourcesDep = Annotated[ResourceService, Depends(_resources)]
 SearchDep = Annotated[CatalogueSearch, Depends(_search)]
 ResourceId = Annotated[str, Path(pattern=RESOURCE_ID)]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40)]
-Limit = Annotated[int | None, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=2000)]
 Values = Annotated[list[str] | None, Query(max_length=20)]
 
 public = APIRouter(tags=["catalogue"], responses=problem_responses(400, 401, 404, 422))
@@ -55,17 +52,6 @@ router = APIRouter(
     dependencies=[Authenticated],
     responses=problem_responses(400, 401, 403, 404, 409, 412, 422),
 )
-
-
-def page_limit(request: Request, limit: int | None) -> int:
-    """The page size asked for, within the service's bounds."""
-    settings: EducationSettings = request.app.state.settings
-    return min(limit or settings.default_limit, settings.max_limit)
-
-
-def next_link(request: Request, cursor: str | None) -> str | None:
-    """The URL of the next page (same query, new cursor)."""
-    return str(request.url.include_query_params(cursor=cursor)) if cursor else None
 
 
 def view(record: Record) -> dict[str, object]:

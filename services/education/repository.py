@@ -9,7 +9,6 @@ predicates on index keys; nothing reads a collection to filter it in Python.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,21 +17,17 @@ from shared.events import CURSOR_SPEC
 from shared.storage import (
     Create,
     Event,
-    In,
     KeyType,
-    Page,
     Predicate,
-    Query,
     Record,
-    RecordDeleted,
     RecordNotFound,
     Store,
-    Tally,
     Update,
     WriteOp,
     open_store,
 )
-from shared.storage.keys import fold, terms
+from shared.storage.documents import DESCRIPTION_INDEXED_CHARS, DocumentRepository, index_terms
+from shared.storage.documents import derived_id as derived_id
 from shared.storage.schema import CollectionSpec, Keys
 
 RESOURCES = "resources"
@@ -43,11 +38,6 @@ COURSES = "courses"
 CLASSES = "classes"
 ENROLLMENTS = "enrollments"
 PROGRESS = "progress"
-# Only the start of a long description is indexed: it keeps a document's index rows under
-# the store's per-document bound (5,000) whatever the text, and what a description is
-# about is said at its start.
-DESCRIPTION_INDEXED_CHARS = 1500
-_CJK_CHAR = range(0x3400, 0xA000)
 
 
 def instant(value: str) -> datetime:
@@ -56,17 +46,6 @@ def instant(value: str) -> datetime:
         d = date.fromisoformat(value)
         return datetime(d.year, d.month, d.day, tzinfo=UTC)
     return datetime.fromisoformat(value)
-
-
-def derived_id(*parts: str) -> str:
-    """A stable id for a pair such as (class, learner): one record per pair by construction."""
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-
-
-def _unigrams(text: str) -> list[str]:
-    # Single Chinese characters of short fields, so that a one-character query (数, 诗)
-    # finds names and keywords; bigrams alone would miss a character at the end of a run.
-    return [ch for ch in fold(text) if ord(ch) in _CJK_CHAR]
 
 
 def field_texts(body: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -85,13 +64,7 @@ def field_texts(body: Mapping[str, Any]) -> dict[str, list[str]]:
 def resource_terms(body: Mapping[str, Any]) -> list[str]:
     """Every search term of a resource: words, CJK bigrams, and CJK characters of short fields."""
     texts = field_texts(body)
-    out: list[str] = []
-    for values in texts.values():
-        for text in values:
-            out.extend(terms(text))
-    for text in texts["name"] + texts["keywords"]:
-        out.extend(_unigrams(text))
-    return list(dict.fromkeys(out))
+    return index_terms(texts["name"] + texts["keywords"], texts["description"])
 
 
 def resource_keys(body: Mapping[str, Any]) -> Keys:
@@ -249,42 +222,12 @@ def make_store(url: str) -> Store:
     return open_store(url, SPECS)
 
 
-class EducationRepository:
+class EducationRepository(DocumentRepository):
     """Reads and writes education documents through the storage port."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def get(self, collection: str, id: str) -> Record | None:
-        """The current version of a document, or None (also for a deleted one)."""
-        try:
-            return await self.store.get(collection, id)
-        except (RecordNotFound, RecordDeleted):
-            return None
-
-    async def many(self, collection: str, ids: Sequence[str]) -> dict[str, Record]:
-        """Documents by id (at most 1000) from a collection that indexes `_id`."""
-        unique = list(dict.fromkeys(ids))[:1000]
-        if not unique:
-            return {}
-        page = await self.store.search(
-            collection, Query(where=[In("_id", unique)], limit=len(unique))
-        )
-        return {r.id: r for r in page.items}
-
-    async def search(self, collection: str, query: Query) -> Page:
-        """One page of a collection."""
-        return await self.store.search(collection, query)
 
     async def count(self, collection: str, where: Sequence[Predicate]) -> int:
         """How many live documents match."""
         return await self.store.count(collection, where)
-
-    async def tally(
-        self, collection: str, where: Sequence[Predicate], keys: Sequence[str]
-    ) -> Tally:
-        """How many live documents match, and how many hold each value of `keys`."""
-        return await self.store.tally(collection, where, keys)
 
     async def put_op(self, collection: str, id: str, body: Mapping[str, Any]) -> WriteOp:
         """The write that makes `body` the document `id`: a create, or an update at the

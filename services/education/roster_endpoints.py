@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from services.education.access import SignedInDep, Viewer
-from services.education.endpoints import Cursor, IfMatch, Limit, next_link, page_limit
 from services.education.repository import CLASSES, COURSES, ORGS, SESSIONS
 from services.education.roster import RosterService
 from services.education.roster_schemas import (
@@ -31,6 +30,7 @@ from shared.auth.deps import Authenticated
 from shared.auth.errors import InsufficientScope
 from shared.errors import Unprocessable, problem_responses
 from shared.etags import etag
+from shared.params import Cursor, IfMatch, Limit, next_link, page_limit
 from shared.storage import Eq, In, Predicate, Range, Record
 
 

@@ -9,7 +9,6 @@ comes back as a field error with a JSON pointer.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -32,22 +31,14 @@ from services.education.vocab import (
     TYPES,
 )
 from shared.errors import Unprocessable, field_problem
+from shared.schemas import Bilingual as Bilingual
+from shared.schemas import BilingualLong as BilingualLong
+from shared.schemas import LongText as LongText
+from shared.schemas import ShortText as ShortText
+from shared.schemas import non_blank, unique
 
 State = Literal["draft", "published", "retired"]
 RESOURCE_ID = r"^[0-9a-f]{32}$"
-_SPACE = re.compile(r"\s+")
-
-
-def clean(value: str) -> str:
-    """Trimmed text with runs of white space as one space."""
-    return _SPACE.sub(" ", value).strip()
-
-
-def _text(value: str) -> str:
-    cleaned = clean(value)
-    if not cleaned:
-        raise ValueError("must not be blank")
-    return cleaned
 
 
 def _in(vocabulary: Any, what: str) -> Any:
@@ -60,13 +51,7 @@ def _in(vocabulary: Any, what: str) -> Any:
     return AfterValidator(check)
 
 
-def _unique(values: list[Any]) -> list[Any]:
-    return list(dict.fromkeys(values))
-
-
-ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_text)]
-LongText = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_text)]
-Keyword = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_text)]
+Keyword = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(non_blank)]
 Subject = Annotated[str, _in(SUBJECTS, "subject")]
 Level = Annotated[str, _in(LEVELS, "educational level")]
 ResourceType = Annotated[str, _in(TYPES, "learning resource type")]
@@ -79,27 +64,9 @@ MimeType = Annotated[str, Field(pattern=r"^[a-z]+/[A-Za-z0-9.+\-]+$", max_length
 class Strict(BaseModel):
     """Request bodies: unknown members are an error, not silently dropped."""
 
+    # The same as `shared.schemas.Strict`, declared here so that ruff sees the models below
+    # are pydantic ones (RUF012 follows base classes within a file only).
     model_config = ConfigDict(extra="forbid")
-
-
-class Bilingual(Strict):
-    """A short text in Chinese and/or English (at least one)."""
-
-    zh: ShortText | None = None
-    en: ShortText | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Bilingual:
-        if self.zh is None and self.en is None:
-            raise ValueError("give the text in Chinese (zh), English (en) or both")
-        return self
-
-
-class BilingualLong(Strict):
-    """A description in Chinese and/or English."""
-
-    zh: LongText | None = None
-    en: LongText | None = None
 
 
 class Author(Strict):
@@ -133,21 +100,21 @@ class ResourceIn(Strict):
 
     name: Bilingual
     description: BilingualLong | None = None
-    subject: Annotated[list[Subject], Field(min_length=1, max_length=5), AfterValidator(_unique)]
+    subject: Annotated[list[Subject], Field(min_length=1, max_length=5), AfterValidator(unique)]
     educational_level: Annotated[
-        list[Level], Field(min_length=1, max_length=8), AfterValidator(_unique)
+        list[Level], Field(min_length=1, max_length=8), AfterValidator(unique)
     ]
     learning_resource_type: Annotated[
-        list[ResourceType], Field(min_length=1, max_length=5), AfterValidator(_unique)
+        list[ResourceType], Field(min_length=1, max_length=5), AfterValidator(unique)
     ]
     in_language: Annotated[
-        list[Language], Field(min_length=1, max_length=6), AfterValidator(_unique)
+        list[Language], Field(min_length=1, max_length=6), AfterValidator(unique)
     ]
     license: License
-    keywords: Annotated[list[Keyword], Field(max_length=20), AfterValidator(_unique)] = []
+    keywords: Annotated[list[Keyword], Field(max_length=20), AfterValidator(unique)] = []
     teaches: Annotated[list[ShortText], Field(max_length=20)] = []
     accessibility_feature: Annotated[
-        list[Feature], Field(max_length=14), AfterValidator(_unique)
+        list[Feature], Field(max_length=14), AfterValidator(unique)
     ] = []
     educational_alignment: Annotated[list[Alignment], Field(max_length=20)] = []
     url: HttpUrl | None = None

@@ -24,10 +24,7 @@ Values with no match are left out unless selected.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -35,7 +32,8 @@ from typing import Any, Literal
 from services.education.access import Viewer
 from services.education.repository import RESOURCES, EducationRepository, field_texts
 from services.education.vocab import FACETS
-from shared.errors import BadRequest, Unprocessable
+from shared.cursors import decode_cursor, encode_cursor
+from shared.errors import Unprocessable
 from shared.storage import AllOf, Eq, In, Predicate, Prefix, Query, Range, Record, Sort, Tally
 from shared.storage.keys import fold, is_cjk, terms, words
 
@@ -125,21 +123,6 @@ def score(record: Record, text: TextQuery) -> int:
     return total
 
 
-def _encode(data: dict[str, Any]) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str, fingerprint: str) -> dict[str, Any]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error) as exc:
-        raise BadRequest("Malformed cursor.") from exc
-    if not isinstance(data, dict) or data.get("h") != fingerprint:
-        raise BadRequest("The cursor belongs to another search.")
-    return data
-
-
 @dataclass
 class Result:
     """One page of a search."""
@@ -190,7 +173,9 @@ class CatalogueSearch:
         fingerprint = hashlib.sha256(
             repr((viewer.sub, viewer.is_admin, c, limit)).encode()
         ).hexdigest()[:16]
-        state = _decode(cursor, fingerprint) if cursor else {"m": "r" if text else "d", "o": 0}
+        state = (
+            decode_cursor(cursor, fingerprint) if cursor else {"m": "r" if text else "d", "o": 0}
+        )
         if c.sort == "relevance" and text is not None and state.get("m") == "r":
             items, nxt = await self._ranked(where, text, limit, state, fingerprint)
         else:
@@ -214,7 +199,7 @@ class CatalogueSearch:
         offset = int(state.get("o", 0))
         items = ranked[offset : offset + limit]
         if offset + limit < len(ranked):
-            return items, _encode({"h": fingerprint, "m": "r", "o": offset + limit})
+            return items, encode_cursor({"h": fingerprint, "m": "r", "o": offset + limit})
         if page.next_cursor is None:
             return items, None
         # The rest of the matches, after the candidate set, in date order.
@@ -222,7 +207,7 @@ class CatalogueSearch:
         if len(items) < limit:
             more, nxt = await self._dated(where, False, limit - len(items), rest, fingerprint)
             return items + more, nxt
-        return items, _encode(rest)
+        return items, encode_cursor(rest)
 
     async def _dated(
         self,
@@ -237,7 +222,9 @@ class CatalogueSearch:
         query = Query(where=where, sort=sort, limit=limit, cursor=store_cursor)
         page = await self.repo.search(RESOURCES, query)
         nxt = page.next_cursor
-        return list(page.items), _encode({"h": fingerprint, "m": "d", "c": nxt}) if nxt else None
+        return list(page.items), encode_cursor(
+            {"h": fingerprint, "m": "d", "c": nxt}
+        ) if nxt else None
 
     async def _counted(
         self, viewer: Viewer, c: Criteria, text: TextQuery | None

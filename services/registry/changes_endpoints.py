@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
@@ -21,10 +21,10 @@ from services.registry.endpoints import CallerDep, _resident
 from services.registry.merge import MergeRequest, MergeService
 from services.registry.schemas import RESIDENT_ID, Resident
 from services.registry.service import RegistryService
-from services.registry.settings import RegistrySettings
 from shared.auth.deps import Authenticated
 from shared.errors import problem_responses
 from shared.etags import etag
+from shared.params import Cursor, IfMatch, Limit, page_limit
 from shared.storage import Record
 
 CHANGE_ID = r"^CR-\d{8}$"
@@ -80,7 +80,6 @@ def _merges(request: Request) -> MergeService:
 ChangesDep = Annotated[ChangeService, Depends(_changes)]
 MergesDep = Annotated[MergeService, Depends(_merges)]
 ChangeId = Annotated[str, Path(pattern=CHANGE_ID)]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40)]
 
 router = APIRouter(
     dependencies=[Authenticated], responses=problem_responses(400, 401, 403, 404, 409, 422)
@@ -114,17 +113,16 @@ async def list_changes(
     resident: Annotated[str | None, Query(pattern=RESIDENT_ID)] = None,
     community: Annotated[str | None, Query(max_length=20)] = None,
     awaiting: Literal["me"] | None = None,
-    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
 ) -> ChangeRequestPage:
-    settings: RegistrySettings = request.app.state.settings
     page = await changes.search(
         caller,
         state=state,
         resident=resident,
         community=community,
         awaiting=awaiting == "me",
-        limit=min(limit or settings.default_limit, settings.max_limit),
+        limit=page_limit(request, limit),
         cursor=cursor,
     )
     items = [ChangeRequest.model_validate(changes.view(caller, r)) for r in page.items]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from services.registry.access import Access
@@ -38,10 +38,10 @@ from services.registry.schemas import (
 )
 from services.registry.search import ResidentFilter, Searcher
 from services.registry.service import Caller, RegistryService
-from services.registry.settings import RegistrySettings
 from shared.auth.deps import Authenticated, CurrentPrincipal, require_role
 from shared.errors import NotFound, Unprocessable, UnsupportedMediaType, problem_responses
 from shared.etags import etag
+from shared.params import Cursor, IfMatch, Limit, next_link, page_limit
 from shared.storage import Record
 
 
@@ -72,22 +72,10 @@ HouseholdsDep = Annotated[HouseholdService, Depends(_households)]
 SearcherDep = Annotated[Searcher, Depends(_searcher)]
 ResidentId = Annotated[str, Path(pattern=RESIDENT_ID)]
 HouseholdId = Annotated[str, Path(pattern=HOUSEHOLD_ID)]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40)]
-Limit = Annotated[int | None, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=2000)]
 
 router = APIRouter(
     dependencies=[Authenticated], responses=problem_responses(400, 401, 403, 404, 422)
 )
-
-
-def _limit(request: Request, limit: int | None) -> int:
-    settings: RegistrySettings = request.app.state.settings
-    return min(limit or settings.default_limit, settings.max_limit)
-
-
-def _next(request: Request, cursor: str | None) -> str | None:
-    return str(request.url.include_query_params(cursor=cursor)) if cursor else None
 
 
 def _resident(
@@ -207,7 +195,7 @@ async def search_residents(
     )
     query = "&".join(f"{k}={v}" for k, v in request.query_params.items() if k != "cursor")
     page = await searcher.residents(
-        caller, criteria, limit=_limit(request, limit), cursor=cursor, query=query
+        caller, criteria, limit=page_limit(request, limit), cursor=cursor, query=query
     )
     items = [
         ResidentSummary(
@@ -221,7 +209,7 @@ async def search_residents(
         )
         for r in page.items
     ]
-    return ResidentPage(items=items, next=_next(request, page.next_cursor))
+    return ResidentPage(items=items, next=next_link(request, page.next_cursor))
 
 
 @router.get("/residents/{id}", response_model=Resident, summary="A resident's record")
@@ -254,7 +242,7 @@ async def resident_history(
     limit: Limit = None,
     before: Annotated[int | None, Query(ge=2)] = None,
 ) -> HistoryPage:
-    size = _limit(request, limit)
+    size = page_limit(request, limit)
     versions = await service.history(caller, id, limit=size, before=before)
     items = [Resident.model_validate(service.view(caller, v)) for v in versions]
     more = len(versions) == size and versions[-1].version > 1
@@ -271,8 +259,10 @@ async def access_log(
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> AuditPage:
-    items, nxt = await searcher.access_log(caller, id, limit=_limit(request, limit), cursor=cursor)
-    return AuditPage.model_validate({"items": items, "next": _next(request, nxt)})
+    items, nxt = await searcher.access_log(
+        caller, id, limit=page_limit(request, limit), cursor=cursor
+    )
+    return AuditPage.model_validate({"items": items, "next": next_link(request, nxt)})
 
 
 @router.get("/residents/{id}/household", summary="The household a resident belongs to")
@@ -384,7 +374,7 @@ async def audit_trail(
         actor=actor,
         since=since,
         until=until,
-        limit=_limit(request, limit),
+        limit=page_limit(request, limit),
         cursor=cursor,
     )
-    return AuditPage.model_validate({"items": items, "next": _next(request, nxt)})
+    return AuditPage.model_validate({"items": items, "next": next_link(request, nxt)})

@@ -17,14 +17,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
-from services.registry.endpoints import CallerDep, Cursor, Limit
+from services.registry.endpoints import CallerDep
 from services.registry.import_jobs import ImportRunner
 from services.registry.imports import parse_file
 from services.registry.schemas import ImportErrorPage, ImportJob, ImportJobPage
 from services.registry.service import Caller
-from services.registry.settings import RegistrySettings
 from shared.auth.deps import Authenticated
 from shared.errors import NotFound, Unprocessable, UnsupportedMediaType, problem_responses
+from shared.params import Cursor, Limit, page_limit
 from shared.storage import Record
 
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
@@ -43,11 +43,6 @@ router = APIRouter(
     dependencies=[Authenticated],
     responses=problem_responses(400, 401, 403, 404, 422),
 )
-
-
-def _limit(request: Request, limit: int | None) -> int:
-    settings: RegistrySettings = request.app.state.settings
-    return min(limit or settings.default_limit, settings.max_limit)
 
 
 def _view(record: Record) -> dict[str, Any]:
@@ -154,7 +149,7 @@ async def list_imports(
     cursor: Cursor = None,
 ) -> ImportJobPage:
     owner = caller.access.principal.subject
-    page = await runner.repo.import_jobs_of(owner, limit=_limit(request, limit), cursor=cursor)
+    page = await runner.repo.import_jobs_of(owner, limit=page_limit(request, limit), cursor=cursor)
     nxt = page.next_cursor
     return ImportJobPage.model_validate(
         {
@@ -179,7 +174,7 @@ async def import_errors(
     cursor: Cursor = None,
 ) -> ImportErrorPage:
     await _job(caller, runner, id)
-    page = await runner.repo.import_errors(id, limit=_limit(request, limit), cursor=cursor)
+    page = await runner.repo.import_errors(id, limit=page_limit(request, limit), cursor=cursor)
     nxt = page.next_cursor
     return ImportErrorPage.model_validate(
         {

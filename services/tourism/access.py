@@ -17,10 +17,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from shared.auth.deps import CurrentPrincipal, bearer_token
+from shared.auth.deps import CurrentPrincipal, optional_principal
 from shared.auth.errors import InsufficientScope
 from shared.auth.principal import Principal
-from shared.auth.validator import TokenValidator
 
 EDITOR_ROLES = ("tourism-editor", "admin")
 
@@ -62,12 +61,7 @@ class Viewer:
 
 async def get_viewer(request: Request) -> Viewer:
     """The caller, or an anonymous viewer when no token is sent (a bad token is still 401)."""
-    if "authorization" not in request.headers:
-        return Viewer(None)
-    validator: TokenValidator = request.app.state.token_validator
-    principal = await validator.validate(bearer_token(request))
-    request.state.principal = principal
-    return Viewer(principal)
+    return Viewer(await optional_principal(request))
 
 
 async def get_signed_in(principal: CurrentPrincipal) -> Viewer:

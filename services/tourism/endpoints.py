@@ -23,13 +23,13 @@ from services.tourism.reviews import ReviewService, review_view
 from services.tourism.schemas import ID, Page, PlaceIn, PlacePatch, ReviewIn, State
 from services.tourism.search import MAX_RADIUS_M, Criteria, Near, PlaceSearch
 from services.tourism.service import PlaceService
-from services.tourism.settings import TourismSettings
 from services.tourism.views import GEOJSON, feature, feature_collection, place_view
 from services.tourism.vocab import CATEGORIES, PLACE_TYPES
 from shared.auth.deps import Authenticated
 from shared.auth.errors import InsufficientScope
 from shared.errors import BadRequest, Unprocessable, problem_responses
 from shared.etags import etag
+from shared.params import Cursor, IfMatch, Limit, next_link, page_limit
 from shared.storage import Record
 
 
@@ -52,9 +52,6 @@ PlacesDep = Annotated[PlaceService, Depends(_places)]
 SearchDep = Annotated[PlaceSearch, Depends(_search)]
 ReviewsDep = Annotated[ReviewService, Depends(_reviews)]
 DocId = Annotated[str, Path(pattern=ID)]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40)]
-Limit = Annotated[int | None, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=2000)]
 LangParam = Annotated[Lang | None, Query(description="zh or en; overrides Accept-Language")]
 # No length limit: a header that cannot be used falls back to Chinese, never an error.
 AcceptLanguage = Annotated[str | None, Header(alias="Accept-Language")]
@@ -70,17 +67,6 @@ router = APIRouter(
 def language(lang: Lang | None, accept: str | None) -> Lang:
     """The answer's language: `lang=` when given, else negotiated from Accept-Language."""
     return lang or negotiate(accept)
-
-
-def page_limit(request: Request, limit: int | None) -> int:
-    """The page size asked for, within the service's bounds."""
-    settings: TourismSettings = request.app.state.settings
-    return min(limit or settings.default_limit, settings.max_limit)
-
-
-def next_link(request: Request, cursor: str | None) -> str | None:
-    """The URL of the next page (same query, new cursor)."""
-    return str(request.url.include_query_params(cursor=cursor)) if cursor else None
 
 
 def answer(

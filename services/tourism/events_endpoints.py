@@ -12,15 +12,10 @@ from starlette.responses import JSONResponse, Response
 from services.tourism.access import SignedInDep, ViewerDep
 from services.tourism.endpoints import (
     AcceptLanguage,
-    Cursor,
     DocId,
-    IfMatch,
     LangParam,
-    Limit,
     answer,
     language,
-    next_link,
-    page_limit,
 )
 from services.tourism.events import Calendar, calendar
 from services.tourism.language import Lang, negotiate
@@ -32,6 +27,7 @@ from shared.auth.deps import Authenticated
 from shared.auth.errors import InsufficientScope
 from shared.errors import problem_responses
 from shared.etags import etag
+from shared.params import Cursor, IfMatch, Limit, next_link, page_limit
 from shared.storage import Record
 
 

@@ -8,43 +8,21 @@ query is predicates on index keys; nothing reads a collection to filter it in Py
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from services.tourism import hours
 from services.tourism.geo import place_cells
-from shared.storage import (
-    In,
-    KeyType,
-    Page,
-    Predicate,
-    Query,
-    Record,
-    RecordDeleted,
-    RecordNotFound,
-    Store,
-    Tally,
-    WriteOp,
-    open_store,
-)
-from shared.storage.keys import fold, terms
+from shared.storage import KeyType, Record, Store, WriteOp, open_store
+from shared.storage.documents import DESCRIPTION_INDEXED_CHARS, DocumentRepository, index_terms
+from shared.storage.documents import derived_id as derived_id
 from shared.storage.schema import CollectionSpec, Keys
 
 PLACES = "places"
 EVENTS = "events"
 REVIEWS = "reviews"
 RATINGS = "ratings"
-# Only the start of a long description is indexed: it keeps a document's index rows under
-# the store's per-document bound, and what a description is about is said at its start.
-DESCRIPTION_INDEXED_CHARS = 1500
-_CJK_CHAR = range(0x3400, 0xA000)
-
-
-def derived_id(*parts: str) -> str:
-    """A stable id for a pair such as (place, citizen): one record per pair by construction."""
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
 def search_terms(body: Mapping[str, Any]) -> list[str]:
@@ -54,12 +32,7 @@ def search_terms(body: Mapping[str, Any]) -> list[str]:
     desc = body.get("description") or {}
     short = [v for v in (name.get("zh"), name.get("en")) if v] + list(body.get("tags") or [])
     long = [v[:DESCRIPTION_INDEXED_CHARS] for v in (desc.get("zh"), desc.get("en")) if v]
-    out: list[str] = []
-    for text in short + long:
-        out.extend(terms(text))
-    for text in short:
-        out.extend(ch for ch in fold(text) if ord(ch) in _CJK_CHAR)
-    return list(dict.fromkeys(out))
+    return index_terms(short, long)
 
 
 def place_keys(body: Mapping[str, Any]) -> Keys:
@@ -174,38 +147,8 @@ def make_store(url: str) -> Store:
     return open_store(url, SPECS)
 
 
-class TourismRepository:
+class TourismRepository(DocumentRepository):
     """Reads and writes tourism documents through the storage port."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def get(self, collection: str, id: str) -> Record | None:
-        """The current version of a document, or None (also for a deleted one)."""
-        try:
-            return await self.store.get(collection, id)
-        except (RecordNotFound, RecordDeleted):
-            return None
-
-    async def many(self, collection: str, ids: Sequence[str]) -> dict[str, Record]:
-        """Documents by id (at most 1000) from a collection that indexes `_id`."""
-        unique = list(dict.fromkeys(ids))[:1000]
-        if not unique:
-            return {}
-        page = await self.store.search(
-            collection, Query(where=[In("_id", unique)], limit=len(unique))
-        )
-        return {r.id: r for r in page.items}
-
-    async def search(self, collection: str, query: Query) -> Page:
-        """One page of a collection."""
-        return await self.store.search(collection, query)
-
-    async def tally(
-        self, collection: str, where: Sequence[Predicate], keys: Sequence[str]
-    ) -> Tally:
-        """How many live documents match, and how many hold each value of `keys`."""
-        return await self.store.tally(collection, where, keys)
 
     async def write(self, ops: Sequence[WriteOp]) -> list[Record]:
         """Apply operations atomically (all or nothing)."""

@@ -5,7 +5,6 @@ members refused, so every problem comes back as a field error with a JSON pointe
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfoNotFoundError
@@ -24,20 +23,17 @@ from pydantic import (
 from services.tourism import hours
 from services.tourism.vocab import ACCESSIBILITY_FEATURES, CATEGORIES
 from shared.errors import Unprocessable, field_problem
+from shared.schemas import Bilingual as Bilingual
+from shared.schemas import BilingualLong as BilingualLong
+from shared.schemas import LongText as LongText
+from shared.schemas import ShortText as ShortText
+from shared.schemas import non_blank, unique
 
 PlaceType = Literal["TouristAttraction", "TouristDestination", "LodgingBusiness", "Restaurant"]
 State = Literal["active", "retired"]
 EventStatus = Literal["scheduled", "cancelled", "postponed"]
 ID = r"^[0-9a-f]{32}$"
-_SPACE = re.compile(r"\s+")
 MAX_SPECIAL_DAYS = 400
-
-
-def _text(value: str) -> str:
-    cleaned = _SPACE.sub(" ", value).strip()
-    if not cleaned:
-        raise ValueError("must not be blank")
-    return cleaned
 
 
 def _in(vocabulary: Any, what: str) -> Any:
@@ -47,10 +43,6 @@ def _in(vocabulary: Any, what: str) -> Any:
         return value
 
     return AfterValidator(check)
-
-
-def _unique(values: list[Any]) -> list[Any]:
-    return list(dict.fromkeys(values))
 
 
 def _zone(name: str) -> str:
@@ -63,9 +55,7 @@ def _zone(name: str) -> str:
     return name
 
 
-ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_text)]
-LongText = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_text)]
-Tag = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_text)]
+Tag = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(non_blank)]
 Clock = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
 Day = Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 Category = Annotated[str, _in(CATEGORIES, "category")]
@@ -77,27 +67,9 @@ PlaceId = Annotated[str, Field(pattern=ID)]
 class Strict(BaseModel):
     """Request bodies: unknown members are an error, not silently dropped."""
 
+    # The same as `shared.schemas.Strict`, declared here so that ruff sees the models below
+    # are pydantic ones (RUF012 follows base classes within a file only).
     model_config = ConfigDict(extra="forbid")
-
-
-class Bilingual(Strict):
-    """A short text in Chinese and/or English (at least one)."""
-
-    zh: ShortText | None = None
-    en: ShortText | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Bilingual:
-        if self.zh is None and self.en is None:
-            raise ValueError("give the text in Chinese (zh), English (en) or both")
-        return self
-
-
-class BilingualLong(Strict):
-    """A description in Chinese and/or English."""
-
-    zh: LongText | None = None
-    en: LongText | None = None
 
 
 class GeoPoint(Strict):
@@ -120,7 +92,7 @@ class Address(Strict):
 class Regular(Strict):
     """Weekly hours: the days, and one opening range (overnight when `closes` <= `opens`)."""
 
-    day_of_week: Annotated[list[Day], Field(min_length=1, max_length=7), AfterValidator(_unique)]
+    day_of_week: Annotated[list[Day], Field(min_length=1, max_length=7), AfterValidator(unique)]
     opens: Clock
     closes: Clock
 
@@ -180,7 +152,7 @@ class Accessibility(Strict):
     """Wheelchair access and other accessibility features."""
 
     wheelchair: Wheelchair = "unknown"
-    features: Annotated[list[Feature], Field(max_length=20), AfterValidator(_unique)] = []
+    features: Annotated[list[Feature], Field(max_length=20), AfterValidator(unique)] = []
 
 
 class Contact(Strict):
@@ -208,9 +180,9 @@ class PlaceIn(Strict):
     accessibility: Accessibility = Accessibility()
     contact: Contact | None = None
     images: Annotated[list[HttpUrl], Field(max_length=20)] = []
-    tags: Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique)] = []
+    tags: Annotated[list[Tag], Field(max_length=20), AfterValidator(unique)] = []
     includes_attraction: Annotated[
-        list[PlaceId], Field(max_length=100), AfterValidator(_unique)
+        list[PlaceId], Field(max_length=100), AfterValidator(unique)
     ] = []
 
     @model_validator(mode="after")
@@ -281,7 +253,7 @@ class EventIn(Strict):
     is_accessible_for_free: bool = False
     offers: Annotated[list[Offer], Field(max_length=10)] = []
     images: Annotated[list[HttpUrl], Field(max_length=20)] = []
-    tags: Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique)] = []
+    tags: Annotated[list[Tag], Field(max_length=20), AfterValidator(unique)] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> EventIn:

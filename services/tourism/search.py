@@ -19,10 +19,7 @@ part answered from the storage indexes (docs/tourism.md has the method and its l
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -31,7 +28,8 @@ from typing import Any
 from services.tourism import hours
 from services.tourism.geo import Box, circle_box, cover, haversine_m
 from services.tourism.repository import PLACES, TourismRepository
-from shared.errors import BadRequest, Unprocessable
+from shared.cursors import decode_cursor, encode_cursor
+from shared.errors import Unprocessable
 from shared.storage import (
     AllOf,
     AnyOf,
@@ -129,21 +127,6 @@ def open_predicate(at: datetime) -> Predicate:
     )
 
 
-def _encode(data: dict[str, Any]) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str, fingerprint: str) -> dict[str, Any]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error) as exc:
-        raise BadRequest("Malformed cursor.") from exc
-    if not isinstance(data, dict) or data.get("h") != fingerprint:
-        raise BadRequest("The cursor belongs to another search.")
-    return data
-
-
 class PlaceSearch:
     """Searches places."""
 
@@ -176,7 +159,7 @@ class PlaceSearch:
         """One page of matching places."""
         stable = replace(c, open_at=None) if c.open_now else c
         fingerprint = hashlib.sha256(repr((stable, limit)).encode()).hexdigest()[:16]
-        state = _decode(cursor, fingerprint) if cursor else {}
+        state = decode_cursor(cursor, fingerprint) if cursor else {}
         if c.open_now and "t" in state:
             c = replace(c, open_at=datetime.fromisoformat(str(state["t"])))
         # What every cursor of this search carries: the search, and the instant of "now".
@@ -224,7 +207,7 @@ class PlaceSearch:
         nxt = None
         if len(scored) > limit:
             last = page_items[-1]
-            nxt = _encode({**mark, "d": last[0], "i": last[1]})
+            nxt = encode_cursor({**mark, "d": last[0], "i": last[1]})
         return Found([(r, d) for d, _, r in page_items], nxt)
 
     async def _candidates(self, near: Near, radius: float, where: list[Predicate]) -> list[Record]:
@@ -269,5 +252,5 @@ class PlaceSearch:
             store_cursor = page.next_cursor
             if store_cursor is None or len(items) >= limit:
                 break
-        nxt = _encode({**mark, "c": store_cursor}) if store_cursor else None
+        nxt = encode_cursor({**mark, "c": store_cursor}) if store_cursor else None
         return Found(items, nxt)

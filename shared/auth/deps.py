@@ -55,15 +55,29 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+async def _validated(request: Request) -> Principal:
+    # Validates the bearer token and keeps the principal on the request (for the access
+    # log and later dependencies).
+    validator: TokenValidator = request.app.state.token_validator
+    principal = await validator.validate(bearer_token(request))
+    request.state.principal = principal
+    return principal
+
+
 async def get_principal(request: Request) -> Principal:
     """The validated caller; 401 when there is no valid token."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    validator: TokenValidator = request.app.state.token_validator
-    principal = await validator.validate(bearer_token(request))
-    request.state.principal = principal
-    return principal
+    return await _validated(request)
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """The validated caller, or None when no token is sent (a bad token is still 401): for
+    routes that anonymous callers may use too."""
+    if "authorization" not in request.headers:
+        return None
+    return await _validated(request)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
