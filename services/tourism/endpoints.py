@@ -77,20 +77,23 @@ def answer(
     return JSONResponse(content, status_code=status, headers={**extra, **headers}, media_type=media)
 
 
-async def place_content(request: Request, record: Record, lang: Lang) -> dict[str, Any]:
+async def place_content(
+    request: Request, record: Record, lang: Lang, *, staff: bool
+) -> dict[str, Any]:
     """A single place as served, with its rating and whether it is open now."""
     ratings = await _reviews(request).ratings([record.id])
-    return place_view(record, lang, rating=ratings[record.id], now=datetime.now(UTC))
+    return place_view(record, lang, rating=ratings[record.id], now=datetime.now(UTC), staff=staff)
 
 
 async def one_place(
-    request: Request, record: Record, lang: Lang, status: int = 200
+    request: Request, record: Record, lang: Lang, status: int = 200, *, staff: bool
 ) -> JSONResponse:
     """A single place with its ETag and (when created) Location."""
     headers = {"ETag": etag(record.version)}
     if status == 201:
         headers["Location"] = f"/places/{record.id}"
-    return answer(await place_content(request, record, lang), lang, status=status, **headers)
+    content = await place_content(request, record, lang, staff=staff)
+    return answer(content, lang, status=status, **headers)
 
 
 def parse_bbox(text: str) -> Box:
@@ -187,7 +190,8 @@ async def search_places(
     ratings = await _reviews(request).ratings([r.id for r, _ in found.items])
     now = datetime.now(UTC)
     items = [
-        place_view(r, chosen, rating=ratings[r.id], distance_m=d, now=now) for r, d in found.items
+        place_view(r, chosen, rating=ratings[r.id], distance_m=d, now=now, staff=viewer.is_editor)
+        for r, d in found.items
     ]
     nxt = next_link(request, found.next_cursor)
     wants_geojson = format == "geojson" or (
@@ -211,9 +215,9 @@ async def read_place(
     chosen = language(lang, accept_language)
     record = await service.read(viewer, id)
     if format == "geojson" or (format is None and GEOJSON in request.headers.get("accept", "")):
-        content = feature(await place_content(request, record, chosen))
+        content = feature(await place_content(request, record, chosen, staff=viewer.is_editor))
         return answer(content, chosen, media=GEOJSON, ETag=etag(record.version))
-    return await one_place(request, record, chosen)
+    return await one_place(request, record, chosen, staff=viewer.is_editor)
 
 
 @router.post("/places", status_code=201, summary="Create a place (tourism editors)")
@@ -225,7 +229,7 @@ async def create_place(
     accept_language: AcceptLanguage = None,
 ) -> Response:
     record = await service.create(viewer, data)
-    return await one_place(request, record, negotiate(accept_language), 201)
+    return await one_place(request, record, negotiate(accept_language), 201, staff=True)
 
 
 @router.patch("/places/{id}", summary="Change a place (If-Match: its ETag)")
@@ -239,7 +243,7 @@ async def update_place(
     accept_language: AcceptLanguage = None,
 ) -> Response:
     record = await service.update(viewer, id, data, if_match)
-    return await one_place(request, record, negotiate(accept_language))
+    return await one_place(request, record, negotiate(accept_language), staff=True)
 
 
 @router.post("/places/{id}/retire", summary="Retire a place")
@@ -252,7 +256,7 @@ async def retire_place(
     accept_language: AcceptLanguage = None,
 ) -> Response:
     record = await service.retire(viewer, id, if_match)
-    return await one_place(request, record, negotiate(accept_language))
+    return await one_place(request, record, negotiate(accept_language), staff=True)
 
 
 @router.post("/places/import", status_code=201, summary="Import places from GeoJSON (editors)")

@@ -26,9 +26,14 @@ def place_view(
     rating: Mapping[str, Any] | None = None,
     distance_m: float | None = None,
     now: datetime | None = None,
+    staff: bool = False,
 ) -> dict[str, Any]:
-    """A place as served in `lang`; `translations` keeps every language of its texts."""
+    """A place as served in `lang`; `translations` keeps every language of its texts.
+    Who last edited it (an account id and username) is shown to editors only: the public
+    catalogue has no business naming the city's staff."""
     body = dict(record.body)
+    if not staff:
+        body.pop("editor", None)
     zh_en = 0 if lang == "zh" else 1
     out: dict[str, Any] = {
         "id": record.id,

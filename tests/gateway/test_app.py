@@ -126,7 +126,11 @@ def test_python_m_gateway_serves_json_logs_and_stops_on_sigterm():
 
 
 def test_the_dev_stack_gives_fhir_links_the_gateways_base():
-    urls = {"gateway_url": "http://127.0.0.1:8000", "registry_url": "http://127.0.0.1:8002"}
+    urls = {
+        "gateway_url": "http://127.0.0.1:8000",
+        "registry_url": "http://127.0.0.1:8002",
+        "var_dir": "var",  # the launcher also fills in where the stack keeps its data
+    }
     health = next(p for p in PROCESSES if p.name == "health")
     env = child_environment(8001, {}, health.env, urls)
     assert env["HUIMIN_FHIR_BASE_URL"] == "http://127.0.0.1:8000/fhir"

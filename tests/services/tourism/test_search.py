@@ -115,6 +115,10 @@ def test_bounding_boxes(tourism: Tourism) -> None:
         assert outside not in ids(box)
         world = ok(public.get("/places", params={"q": word, "bbox": "-180,-90,180,90"}))
         assert len(world["items"]) == 6
+        assert not any("editor" in item for item in world["items"])  # staff not named
+    with tourism.client("editor") as editor:
+        staff = ok(editor.get("/places", params={"q": word, "bbox": "-180,-90,180,90"}))
+        assert all(item["editor"]["username"] == "editor" for item in staff["items"])
 
 
 def test_text_in_chinese_and_english(tourism: Tourism) -> None:
