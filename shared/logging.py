@@ -23,6 +23,10 @@ request_id_var: ContextVar[str | None] = ContextVar("huimin_request_id", default
 """The current request's id; set by the request-id middleware, read by every log record."""
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# Client libraries that log every request they send at INFO. The service called logs the
+# same request in its access log, and feed consumers poll every few seconds, so at INFO
+# these lines only drown the rest; they come back with HUIMIN_LOG_LEVEL=DEBUG.
+_CHATTY_CLIENTS = ("httpx",)
 # Uvicorn adds a colourised copy of the message that would only be noise in JSON.
 _NOISE_ATTRS = ("color_message",)
 
@@ -110,4 +114,7 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
         uvicorn_logger.setLevel(logging.NOTSET)
+    debugging = root.getEffectiveLevel() <= logging.DEBUG
+    for name in _CHATTY_CLIENTS:
+        logging.getLogger(name).setLevel(logging.NOTSET if debugging else logging.WARNING)
     return handler

@@ -22,7 +22,9 @@ def restore_logging():
         name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
     }
+    httpx_level = logging.getLogger("httpx").level
     yield
+    logging.getLogger("httpx").setLevel(httpx_level)
     for handler in root.handlers[:]:
         if handler not in handlers:
             root.removeHandler(handler)
@@ -122,3 +124,21 @@ def test_configure_logging_is_idempotent(restore_logging):
     configure_logging(settings, stream=io.StringIO())
     ours = [h for h in logging.getLogger().handlers if getattr(h, "_huimin", False)]
     assert len(ours) == 1
+
+
+def test_client_request_lines_only_when_debugging(restore_logging):
+    # httpx logs each request it sends at INFO; the service called logs it already.
+    stream = io.StringIO()
+    configure_logging(build_settings(log_level="INFO"), stream=stream)
+    logging.getLogger("httpx").info("HTTP Request: GET http://127.0.0.1:8002/events")
+    logging.getLogger("httpx").warning("a problem worth seeing")
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/events", "1.1", 200
+    )
+    assert [line.split(": ", 1)[1] for line in lines(stream)] == [
+        "a problem worth seeing",
+        '127.0.0.1:5000 - "GET /events HTTP/1.1" 200',
+    ]
+    configure_logging(build_settings(log_level="DEBUG"), stream=stream)
+    logging.getLogger("httpx").info("HTTP Request: GET http://127.0.0.1:8002/events")
+    assert lines(stream)[-1].endswith("HTTP Request: GET http://127.0.0.1:8002/events")
