@@ -23,8 +23,10 @@ the first page of 20; three quarters of the requests come from the public (no to
 quarter from a citizen (a token signed with the dev issuer's key). Query words are drawn
 Zipf-like from the catalogue's topics, so some match many thousands of resources and many a
 few hundred or fewer; the report states how many each scenario's queries match. Only 2xx
-responses count. `--profile` runs the slowest scenario (or the one named) again under
-py-spy. Results go to bench/results/education.md, one section per data set size.
+responses count. Then every scenario runs again with one connection for `--alone` seconds
+(0 skips it): a request's own latency, with no queue in front of it. `--profile` runs the
+slowest scenario (or the one named) again under py-spy. Results go to
+bench/results/education.md, one section per data set size.
 """
 
 from __future__ import annotations
@@ -58,9 +60,11 @@ from bench.service_bench import (
     discard,
     mark_loaded,
     measure_all,
+    measure_alone,
+    one_client,
     print_run,
     profile_again,
-    render,
+    render_all,
     reuse_loaded,
     run_lines,
     section_text,
@@ -207,6 +211,7 @@ class Run:
     profiled: Profiled | None = None
     stale: bool = False
     contention: str = ""
+    alone: Measured = dataclasses.field(default_factory=list)
 
 
 def attacker(
@@ -241,7 +246,10 @@ def measure(args: argparse.Namespace, data: Catalogue, home: Path) -> Run:
             )
             attack = attacker(data, server.base_url, citizen, home, args)
             last, results = measure_all(scenarios, attack, args)
-        run = Run(info, counted, found, last, results, stale=stale)
+            alone = measure_alone(
+                scenarios, attacker(data, server.base_url, citizen, home, one_client(args)), args
+            )
+        run = Run(info, counted, found, last, results, stale=stale, alone=alone)
         if args.profile:
             run.profiled = profile_again(
                 results,
@@ -289,7 +297,7 @@ def section(args: argparse.Namespace, command: str, data: Catalogue, run: Run) -
         "- 2xx/s and latencies count 2xx responses only; any other status or transport"
         " error is an error",
     ]
-    return section_text(f"education:{size}", head, run.results, run.profiled, args.top)
+    return section_text(f"education:{size}", head, run.results, run.profiled, args.top, run.alone)
 
 
 HEADER = """# Education benchmark
@@ -311,7 +319,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     # 8 closed-loop users at once on one process; a faceted search can take a second at
     # this size, hence the long timeout (a timeout would hide the latency it cut short).
     add_run_args(
-        parser, SCENARIOS, duration=20.0, connections=8, timeout=60.0, batch=500, out=RESULTS
+        parser,
+        SCENARIOS,
+        duration=20.0,
+        connections=8,
+        timeout=60.0,
+        batch=500,
+        out=RESULTS,
+        alone=True,
     )
     parser.add_argument("--load-only", action="store_true", help="build the data set and stop")
     args = parser.parse_args(argv)
@@ -340,7 +355,9 @@ def main(argv: list[str]) -> int:
             return 1
     command = "python -m bench.education" + (" " + " ".join(argv) if argv else "")
     title = f"Education benchmark: {run.counted[0]:,} resources"
-    print_run(render(run.results, title), command, run.attack, run.profiled, args.top)
+    print_run(
+        render_all(run.results, run.alone, title), command, run.attack, run.profiled, args.top
+    )
     tag = f"education:{human(args.resources)}"
     write_results(args.out, tag, HEADER, section(args, command, data, run))
     console.print(f"written to {args.out}")

@@ -218,6 +218,23 @@ def render(results: Measured, title: str) -> Table:
     return table
 
 
+ALONE_TITLE = "One client at a time (a request's own time, no queue)"
+ALONE_NOTE = (
+    "The same scenarios again with one connection: each request is sent when the last"
+    " answer came, so its latency is the service's own time for it (plus loopback HTTP),"
+    " with no other request waiting in front of it. With several connections on one"
+    " process, latency is mostly that queue: about connections / throughput."
+)
+
+
+def render_all(results: Measured, alone: Measured, title: str) -> list[Table]:
+    """The results tables on the console: at the run's connections, then one client."""
+    tables = [render(results, title)]
+    if alone:
+        tables.append(render(alone, ALONE_TITLE))
+    return tables
+
+
 def write_results(path: Path, tag: str, header: str, text: str) -> None:
     """Replace the section `<!-- tag -->` of the results file (other sections stay)."""
     old = path.read_text() if path.is_file() else header
@@ -228,17 +245,25 @@ def write_results(path: Path, tag: str, header: str, text: str) -> None:
 
 
 def section_text(
-    tag: str, head: Sequence[str], results: Measured, profiled: Profiled | None, top: int
+    tag: str,
+    head: Sequence[str],
+    results: Measured,
+    profiled: Profiled | None,
+    top: int,
+    alone: Sequence[tuple[Scenario, Stats]] = (),
 ) -> str:
-    """A results section `<!-- tag -->`: the `head` lines, then the results table, the error
-    samples and the profile."""
+    """A results section `<!-- tag -->`: the `head` lines, then the results table (and the
+    one-client table, if measured), the error samples and the profile."""
     lines = [
         f"<!-- {tag} -->",
         *head,
         "",
         *markdown_table(HEAD, [cells(sc, st) for sc, st in results]),
     ]
-    failures = [(sc.name, x) for sc, st in results for x in st.samples.values()]
+    if alone:
+        lines += ["", f"{ALONE_TITLE}. {ALONE_NOTE}", ""]
+        lines += markdown_table(HEAD, [cells(sc, st) for sc, st in alone])
+    failures = [(sc.name, x) for sc, st in [*results, *alone] for x in st.samples.values()]
     lines += failures_and_profile_md(failures, profiled, top)
     lines.append(f"<!-- /{tag} -->")
     return "\n".join(lines).rstrip() + "\n"
@@ -325,8 +350,10 @@ def add_run_args(
     timeout: float,
     batch: int,
     out: Path,
+    alone: bool = False,
 ) -> None:
-    """The options every service benchmark has (the data set size is the caller's)."""
+    """The options every service benchmark has (the data set size is the caller's);
+    `alone` adds `--alone` (the one-client pass of `measure_alone`)."""
     parser.add_argument("--duration", type=float, default=duration, help="seconds per scenario")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
     parser.add_argument("--connections", type=int, default=connections)
@@ -342,6 +369,13 @@ def add_run_args(
         help="run the slowest scenario (or the one named) again under py-spy",
     )
     parser.add_argument("--top", type=int, default=20, help="frames shown by --profile")
+    if alone:
+        parser.add_argument(
+            "--alone",
+            type=float,
+            default=duration / 2,
+            help="seconds per scenario with one connection after the main run (0: skip)",
+        )
     parser.add_argument("--out", type=Path, default=out, help="results file")
 
 
@@ -405,6 +439,25 @@ def measure_all(
     return last, results
 
 
+def one_client(args: argparse.Namespace) -> argparse.Namespace:
+    """The run's options with one connection (for an attacker of `measure_alone`)."""
+    return argparse.Namespace(**{**vars(args), "connections": 1})
+
+
+def measure_alone(
+    scenarios: Sequence[Scenario], attack: Attacker, args: argparse.Namespace
+) -> Measured:
+    """Measure each scenario again with `attack` (one connection: see `one_client`) for
+    `--alone` seconds, right after the main run (the service is warm)."""
+    if args.alone <= 0:
+        return []
+    console.print(f"one client at a time, {args.alone:g} s per scenario")
+    results: Measured = []
+    for scenario in scenarios:
+        results.append((scenario, measure_one(scenario, attack, 0, args.alone)[1]))
+    return results
+
+
 def profile_again(
     results: Measured,
     args: argparse.Namespace,
@@ -433,7 +486,7 @@ def to_profile(
 
 
 def print_run(
-    table: Table,
+    table: Table | Sequence[Table],
     command: str,
     attack: Attack,
     profiled: tuple[Scenario, Profile, Stats] | None,
@@ -441,8 +494,9 @@ def print_run(
 ) -> None:
     """The end of a run on the console: the results table, the command, the vegeta line,
     and the profile of the scenario run again under py-spy, if any."""
-    console.print()
-    console.print(table)
+    for shown_table in [table] if isinstance(table, Table) else table:
+        console.print()
+        console.print(shown_table)
     console.print(f"command: {command}")
     console.print(f"vegeta: {shown(attack)}")
     if profiled is not None:

@@ -13,7 +13,9 @@ a data set loaded by other storage or tourism code is reported as stale).
 
 Each scenario is a closed-loop vegeta attack of `--connections` connections for `--duration`
 seconds after a warm-up; a quarter of the requests carry a citizen's token. Only 2xx
-responses count. Results go to bench/results/tourism.md, one section per data set size.
+responses count. Then every scenario runs again with one connection for `--alone` seconds
+(0 skips it): a request's own latency, with no queue in front of it. Results go to
+bench/results/tourism.md, one section per data set size.
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ from bench.service_bench import (
     discard,
     mark_loaded,
     measure_all,
+    measure_alone,
+    one_client,
     print_run,
     profile_again,
-    render,
+    render_all,
     reuse_loaded,
     run_lines,
     section_text,
@@ -179,6 +183,7 @@ class Run:
     profiled: Profiled | None = None
     stale: bool = False
     contention: str = ""
+    alone: Measured = dataclasses.field(default_factory=list)
 
 
 def attacker(
@@ -209,7 +214,10 @@ def measure(args: argparse.Namespace, data: Places, home: Path) -> Run:
             console.print(f"places on a first page: {describe_found(found)}")
             attack = attacker(data, server.base_url, citizen, home, args)
             last, results = measure_all(scenarios, attack, args)
-        run = Run(info, found, last, results, stale=stale)
+            alone = measure_alone(
+                scenarios, attacker(data, server.base_url, citizen, home, one_client(args)), args
+            )
+        run = Run(info, found, last, results, stale=stale, alone=alone)
         if args.profile:
             run.profiled = profile_again(
                 results,
@@ -245,7 +253,7 @@ def section(args: argparse.Namespace, command: str, run: Run) -> str:
         "- auth: three quarters of the requests as the public, a quarter as a citizen",
         "- 2xx/s and latencies count 2xx responses only",
     ]
-    return section_text(f"tourism:{size}", head, run.results, run.profiled, args.top)
+    return section_text(f"tourism:{size}", head, run.results, run.profiled, args.top, run.alone)
 
 
 HEADER = """# Tourism benchmark
@@ -265,7 +273,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--places", type=int, default=100_000, help="data set size")
     parser.add_argument("--seed", type=int, default=Places.seed)
     add_run_args(
-        parser, SCENARIOS, duration=20.0, connections=8, timeout=60.0, batch=500, out=RESULTS
+        parser,
+        SCENARIOS,
+        duration=20.0,
+        connections=8,
+        timeout=60.0,
+        batch=500,
+        out=RESULTS,
+        alone=True,
     )
     parser.add_argument("--load-only", action="store_true", help="build the data set and stop")
     args = parser.parse_args(argv)
@@ -289,7 +304,9 @@ def main(argv: list[str]) -> int:
         run = measure(args, data, home)
     command = "python -m bench.tourism" + (" " + " ".join(argv) if argv else "")
     title = f"Tourism benchmark: {args.places:,} places"
-    print_run(render(run.results, title), command, run.attack, run.profiled, args.top)
+    print_run(
+        render_all(run.results, run.alone, title), command, run.attack, run.profiled, args.top
+    )
     write_results(args.out, f"tourism:{human(args.places)}", HEADER, section(args, command, run))
     console.print(f"written to {args.out}")
     return 0
