@@ -199,7 +199,9 @@ async def search_places(
     )
     if wants_geojson:
         return answer(feature_collection(items, nxt), chosen, media=GEOJSON)
-    return answer(Page(items=items, next=nxt).model_dump(mode="json"), chosen)
+    # The items are JSON already (stored bodies, numbers, labels): `Page`'s validation and
+    # dump would only copy them.
+    return answer({"items": items, "next": nxt}, chosen)
 
 
 @public.get("/places/{id}", summary="One place (JSON, or GeoJSON Feature)")

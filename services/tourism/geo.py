@@ -107,11 +107,12 @@ def cover(box: Box, max_cells: int = MAX_CELLS) -> list[str]:
         lat_rows, lon_cols = _cells_at(box, precision)
         if len(lat_rows) * sum(len(c) for c in lon_cols) <= max_cells or precision == 1:
             break
-    cells: list[str] = []
-    for i in lat_rows:
-        for columns in lon_cols:
-            for j in columns:
-                cells.append(cell_hash(i, j, precision))
+    # Interleaved bits of each row and column, spread once (a cover is searched per step).
+    odd = (5 * precision) % 2
+    rows = [_spread(i) << (1 if odd else 0) for i in lat_rows]
+    cols = [_spread(j) << (0 if odd else 1) for columns in lon_cols for j in columns]
+    shifts = [5 * k for k in range(precision - 1, -1, -1)]
+    cells = ["".join(_BASE32[(r | c) >> k & 31] for k in shifts) for r in rows for c in cols]
     return list(dict.fromkeys(cells))
 
 

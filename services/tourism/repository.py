@@ -14,7 +14,7 @@ from typing import Any
 
 from services.tourism import hours
 from services.tourism.geo import place_cells
-from shared.storage import KeyType, Record, Store, WriteOp, open_store
+from shared.storage import KeyType, KeyValues, Predicate, Record, Store, WriteOp, open_store
 from shared.storage.documents import DESCRIPTION_INDEXED_CHARS, DocumentRepository, index_terms
 from shared.storage.documents import derived_id as derived_id
 from shared.storage.schema import CollectionSpec, Keys
@@ -112,6 +112,8 @@ SPECS = [
         # percent of the places) drives rather than the opening spans (most of them).
         coarse=frozenset({"state", "type", "category", "free", "wheelchair"}),
         max_doc_bytes=256 * 1024,
+        # A listing driven by one category reads it in id order and stops at a page.
+        stream=True,
     ),
     CollectionSpec(
         EVENTS,
@@ -149,6 +151,12 @@ def make_store(url: str) -> Store:
 
 class TourismRepository(DocumentRepository):
     """Reads and writes tourism documents through the storage port."""
+
+    async def key_values(
+        self, collection: str, where: Sequence[Predicate], keys: Sequence[str], limit: int
+    ) -> KeyValues:
+        """Index key values of the first `limit` matches, without reading their bodies."""
+        return await self.store.key_values(collection, where, keys, limit)
 
     async def write(self, ops: Sequence[WriteOp]) -> list[Record]:
         """Apply operations atomically (all or nothing)."""

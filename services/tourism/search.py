@@ -189,20 +189,24 @@ class PlaceSearch:
         # (and one more, to know a next page exists) past the cursor, the page is final.
         # Dense areas stop at a small circle; only a sparse one reads the whole radius.
         radius = min(near.radius_m, max(MIN_STEP_M, near.radius_m / 16, after[0] * 1.25))
+        bodies: dict[str, Record | None] = {}  # read once per request, kept across steps
         while True:
-            scored: list[tuple[float, str, Record]] = []
-            for record in await self._candidates(near, radius, where):
-                geo = record.body["geo"]
-                d = haversine_m(near.lat, near.lon, geo["latitude"], geo["longitude"])
-                if d <= radius and (d, record.id) > after and self._open(c, record):
-                    scored.append((d, record.id, record))
-            if len(scored) > limit or radius >= near.radius_m:
-                break
+            # Distances come from the coordinates in the index; bodies are read nearest
+            # first, only as far as the page (and the opening hours, when asked) needs.
+            points = await self._candidates(near, radius, where)
+            ranked = sorted(p for p in points if p[0] <= radius and p > after)
+            # The index's candidates hold every match (opening hours: a superset), so a
+            # step with no page among them needs no body read.
+            found = len(ranked)
+            if found > limit or radius >= near.radius_m:
+                scored = await self._accepted(c, ranked, limit + 1, bodies)
+                found = len(scored)
+                if found > limit or radius >= near.radius_m:
+                    break
             # The radius that holds a page, guessed from the density found so far (places
             # grow with the area): at least half as wide again, at most four times.
-            grow = 1.2 * math.sqrt((limit + 1) / len(scored)) if scored else 4.0
+            grow = 1.2 * math.sqrt((limit + 1) / found) if found else 4.0
             radius = min(near.radius_m, radius * min(4.0, max(1.5, grow)))
-        scored.sort(key=lambda s: (s[0], s[1]))
         page_items = scored[:limit]
         nxt = None
         if len(scored) > limit:
@@ -210,27 +214,54 @@ class PlaceSearch:
             nxt = encode_cursor({**mark, "d": last[0], "i": last[1]})
         return Found([(r, d) for d, _, r in page_items], nxt)
 
-    async def _candidates(self, near: Near, radius: float, where: list[Predicate]) -> list[Record]:
-        """The places in the cells covering a circle (and its latitudes) that match the
-        other predicates: at most MAX_CANDIDATES (422 beyond)."""
+    async def _accepted(
+        self,
+        c: Criteria,
+        ranked: list[tuple[float, str]],
+        need: int,
+        bodies: dict[str, Record | None],
+    ) -> list[tuple[float, str, Record]]:
+        """The first `need` places of `ranked` (distance, id) that are open when asked (all
+        of them when fewer are), reading the bodies of those it looks at."""
+        out: list[tuple[float, str, Record]] = []
+        start = 0
+        while len(out) < need and start < len(ranked):
+            # Opening hours reject few of the index's candidates: a little more than the
+            # page still needs is read at once.
+            wanted = need - len(out)
+            stop = start + (wanted + wanted // 4 + 2 if c.open_at is not None else wanted)
+            batch = ranked[start:stop]
+            missing = [i for _, i in batch if i not in bodies]
+            if missing:
+                found = await self.repo.many(PLACES, missing)
+                bodies.update({i: found.get(i) for i in missing})
+            for d, i in batch:
+                record = bodies[i]
+                # None: retired or deleted since its keys were read.
+                if record is not None and self._open(c, record) and len(out) < need:
+                    out.append((d, i, record))
+            start = stop
+        return out
+
+    async def _candidates(
+        self, near: Near, radius: float, where: list[Predicate]
+    ) -> list[tuple[float, str]]:
+        """(distance, id) of the places in the cells covering a circle (and its latitudes)
+        that match the other predicates: at most MAX_CANDIDATES (422 beyond)."""
         # The cells drive; the box's exact latitudes and longitudes are index checks per
-        # candidate, so only the bodies of places in the circle's box are read.
+        # candidate; the coordinates are read from the index, no body.
         area = box_predicates(circle_box(near.lat, near.lon, radius))
-        candidates: list[Record] = []
-        store_cursor: str | None = None
-        while True:
-            query = Query(where=area + where, limit=1000, cursor=store_cursor)
-            page = await self.repo.search(PLACES, query)
-            candidates.extend(page.items)
-            if len(candidates) > MAX_CANDIDATES:
-                raise Unprocessable(
-                    f"Over {MAX_CANDIDATES} places lie in the area searched; "
-                    "search a smaller radius or add a filter.",
-                    errors=[{"field": "radius", "in": "query", "message": "too many places"}],
-                )
-            store_cursor = page.next_cursor
-            if store_cursor is None:
-                return candidates
+        found = await self.repo.key_values(PLACES, area + where, ["lat", "lon"], MAX_CANDIDATES)
+        if found.more:
+            raise Unprocessable(
+                f"Over {MAX_CANDIDATES} places lie in the area searched; "
+                "search a smaller radius or add a filter.",
+                errors=[{"field": "radius", "in": "query", "message": "too many places"}],
+            )
+        return [
+            (haversine_m(near.lat, near.lon, v["lat"][0], v["lon"][0]), i)
+            for i, v in found.values.items()
+        ]
 
     async def _listed(
         self,

@@ -39,6 +39,17 @@ class Tally:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyValues:
+    """The index key values of the live records matching a search, read from the index
+    alone: `values[id][key]` lists a record's values of each key asked for (empty when it
+    has none, in no particular order), for at most `limit` records in id order; `more`
+    when others match too."""
+
+    values: Mapping[str, Mapping[str, Sequence[Any]]]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Create:
     """Create a document; the store assigns an id unless one is given."""
 

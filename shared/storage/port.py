@@ -11,6 +11,7 @@ from shared.storage.model import (
     Create,
     Delete,
     Event,
+    KeyValues,
     Page,
     Record,
     StoredEvent,
@@ -18,8 +19,8 @@ from shared.storage.model import (
     Update,
     WriteOp,
 )
-from shared.storage.query import Predicate, Query
-from shared.storage.schema import CollectionSpec
+from shared.storage.query import MAX_LIMIT, Predicate, Query, validate_key_values
+from shared.storage.schema import CollectionSpec, extract_keys
 
 
 class Store(abc.ABC):
@@ -92,6 +93,30 @@ class Store(abc.ABC):
     ) -> Tally:
         """How many live records match, and per value of each text key in `keys` how many
         of them hold it: the counts of a faceted search, in one pass over the matches."""
+
+    async def key_values(
+        self, collection: str, where: Sequence[Predicate], keys: Sequence[str], limit: int
+    ) -> KeyValues:
+        """The values of index keys of the first `limit` live matches (id order), without
+        their bodies where the adapter can read them from its index (the embedded store);
+        this generic way reads the bodies and extracts their keys again."""
+        spec = self.spec(collection)
+        validate_key_values(spec, where, keys, limit)
+        values: dict[str, dict[str, list[Any]]] = {}
+        cursor: str | None = None
+        while len(values) <= limit:
+            need = min(MAX_LIMIT, limit + 1 - len(values))
+            page = await self.search(collection, Query(where=where, limit=need, cursor=cursor))
+            for record in page.items:
+                found = extract_keys(spec, record.body)
+                values[record.id] = {key: found.get(key, []) for key in keys}
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        more = len(values) > limit
+        if more:
+            values.pop(max(values))
+        return KeyValues(values, more)
 
     @abc.abstractmethod
     async def write(self, ops: Sequence[WriteOp], events: Sequence[Event] = ()) -> list[Record]:

@@ -285,6 +285,34 @@ def validate_tally(spec: CollectionSpec, where: Sequence[Predicate], keys: Seque
             )
 
 
+# At most this many records per `key_values` call, and keys per call: a search reading
+# the coordinates of the places in an area, not an export.
+MAX_KEY_VALUES_LIMIT = 10_000
+MAX_KEY_VALUES_KEYS = 16
+
+
+def validate_key_values(
+    spec: CollectionSpec, where: Sequence[Predicate], keys: Sequence[str], limit: int
+) -> None:
+    """Check a `key_values` call: its predicates as a query's, 1 to 16 distinct declared
+    keys that are not spans, and a limit of 0 to 10,000."""
+    validate(spec, Query(where=where))
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidQuery("limit must be an integer")
+    if not 0 <= limit <= MAX_KEY_VALUES_LIMIT:
+        raise InvalidQuery(f"limit must be between 0 and {MAX_KEY_VALUES_LIMIT}")
+    if isinstance(keys, str) or not isinstance(keys, Sequence):
+        raise InvalidQuery("keys are given as a list")
+    if not 1 <= len(keys) <= MAX_KEY_VALUES_KEYS or len(set(keys)) != len(keys):
+        raise InvalidQuery(f"1 to {MAX_KEY_VALUES_KEYS} distinct keys")
+    for key in keys:
+        if _key(spec, key) is KeyType.SPAN:
+            raise InvalidQuery(
+                f"key {key!r} of {spec.name} is a span key: its values cannot be read",
+                errors=[{"field": key, "message": "a span key"}],
+            )
+
+
 # --- cursors -------------------------------------------------------------------------------
 # A cursor is the position after the last returned record: its sort values and id. It also
 # carries a fingerprint of the sort, so a cursor replayed against another order is refused

@@ -64,6 +64,11 @@ class CollectionSpec:
     # the embedded store, stopping at a page, instead of sorting every match: for a sort
     # over many matches of a few common words or filters (docs/storage.md, "Walks").
     walk: tuple[str, ...] = ()
+    # Unsorted searches (id order) driven by one value of a text key read that key's index
+    # in id order in the embedded store, checking the other predicates per entry, and stop
+    # at a page, instead of finding every match first: for a listing driven by a broad
+    # value (a category) whose first page lies near the start (docs/storage.md, "Streams").
+    stream: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

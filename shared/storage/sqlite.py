@@ -45,7 +45,7 @@ from shared.storage.errors import (
     VersionConflict,
 )
 from shared.storage.keyset import KeysetOps, after
-from shared.storage.model import Event, Page, Record, StoredEvent, Tally, WriteOp
+from shared.storage.model import Event, KeyValues, Page, Record, StoredEvent, Tally, WriteOp
 from shared.storage.port import Store
 from shared.storage.prepare import Prepared, check_events, prepare
 from shared.storage.query import (
@@ -65,6 +65,7 @@ from shared.storage.query import (
     encode_cursor,
     predicate_keys,
     validate,
+    validate_key_values,
     validate_tally,
 )
 from shared.storage.schema import CollectionSpec, KeyType
@@ -410,7 +411,7 @@ class SQLiteStore(Store):
         validate(spec, query)
         rows = self._walk(spec, query)
         if rows is None:
-            sql, args, _columns = self._select(spec, query)
+            sql, args, _columns = self._streamed(spec, query) or self._select(spec, query)
             try:
                 rows = self.db.execute(sql, args).fetchall()
             except sqlite3.Error as exc:  # e.g. an integer too large for SQLite
@@ -527,6 +528,93 @@ class SQLiteStore(Store):
             )
         }
         return [(*docs[i], hi) for i, hi in found]
+
+    def _streamed(
+        self, spec: CollectionSpec, query: Query
+    ) -> tuple[str, list[Any], list[tuple[str, bool]]] | None:
+        """SQL reading an unsorted page straight off the driving index (CollectionSpec.
+        stream), or None where that does not apply. The driver is the one the general plan
+        picks; when it is one value of a text key, its (k, s, id) index range is already in
+        id order, so the page is read in order, each entry checked against the other
+        predicates, and reading stops at the page: a broad driver (a category) costs a page's
+        worth of entries, not all of them. Same rows, same order, same cursors as the
+        general plan."""
+        if query.sort or not spec.stream or spec.carry:
+            return None
+        plan = _Plan(spec, self._matchers)
+        keyed = [
+            (m, p)
+            for p in query.where
+            if not isinstance(p, Not | AnyOf)
+            for m in self._matchers(spec, p)
+        ]
+        if not keyed:
+            return None
+        first, driver = min(keyed, key=lambda mp: mp[0].rank)
+        one_value = isinstance(driver, Eq) or (isinstance(driver, In) and len(driver.values) == 1)
+        if not one_value or spec.keys[driver.key] is not KeyType.TEXT:
+            return None
+        # An AnyOf of key predicates only, which the general plan would drive by instead.
+        if any(
+            all(isinstance(x, KEY_PREDICATES) for x in p.preds)
+            and plan.rank([x for x in p.preds if isinstance(x, KEY_PREDICATES)]) < first.rank
+            for p in query.where
+            if isinstance(p, AnyOf)
+        ):
+            return None
+        t = plan.alias("t")
+        conds: list[Fragment] = [(first.cond.format(t=t), first.args)]
+        if query.cursor:
+            _values, last_id = decode_cursor(spec.name, query.sort, query.cursor)
+            conds.append((f"{t}.id>?", (last_id,)))
+        rest = sorted((m for m, _ in keyed if m is not first), key=lambda m: m.rank)
+        conds += [plan.exists(m, f"{t}.id") for m in rest]
+        others = sorted(
+            (p for p in query.where if isinstance(p, Not | AnyOf)), key=lambda p: isinstance(p, Not)
+        )
+        conds += [plan.check(p, f"{t}.id") for p in others]
+        where_sql, args = _join("AND", "1", conds)
+        # CROSS JOIN: the index entries are the outer loop (SQLite keeps that order), so
+        # documents are read for the page's entries only.
+        sql = (
+            f"SELECT d.id, d.version, d.deleted, d.updated_at, d.body"
+            f" FROM {plan.kt} {t} INDEXED BY {_q(spec.name + '__k_s')}"
+            f" CROSS JOIN {_q(spec.name)} d ON d.id={t}.id"
+            f" WHERE {where_sql} ORDER BY {t}.id LIMIT ?"
+        )
+        return sql, [*args, query.limit + 1], []
+
+    @traced("key_values")
+    async def key_values(
+        self, collection: str, where: Sequence[Predicate], keys: Sequence[str], limit: int
+    ) -> KeyValues:
+        spec = self.spec(collection)
+        validate_key_values(spec, where, keys, limit)
+        candidates, args = self._candidates(spec, where)
+        marks = ",".join("?" * len(keys))
+        # The matches' ids first (their page in id order), then their own key rows of the
+        # keys asked for: one seek each on (id, k), no document read.
+        sql = (
+            f"SELECT c.id, f.k, f.s, f.n FROM (SELECT id FROM ({candidates}) ORDER BY id"
+            f" LIMIT ?) c LEFT JOIN {_q(spec.name + '__k')} f INDEXED BY"
+            f" {_q(spec.name + '__k_rec')} ON f.id=c.id AND f.k IN ({marks})"
+        )
+        try:
+            rows = self.db.execute(sql, [*args, limit + 1, *keys]).fetchall()
+        except sqlite3.Error as exc:  # as in search
+            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        found: dict[str, dict[str, list[Any]]] = {}
+        for id, key, s, n in rows:
+            entry = found.get(id)
+            if entry is None:
+                entry = found[id] = {k: [] for k in keys}
+            if key is not None:
+                kind = spec.keys[key]
+                entry[key].append(
+                    s if kind is KeyType.TEXT else from_micros(n) if kind is KeyType.INSTANT else n
+                )
+        ids = sorted(found)
+        return KeyValues({i: found[i] for i in ids[:limit]}, len(ids) > limit)
 
     @traced("count")
     async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
@@ -668,7 +756,7 @@ class SQLiteStore(Store):
     async def explain(self, collection: str, query: Query) -> str:
         spec = self.spec(collection)
         validate(spec, query)
-        sql, args, _ = self._select(spec, query)
+        sql, args, _ = self._streamed(spec, query) or self._select(spec, query)
         rows = self.db.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
         return "\n".join(r[-1] for r in rows)
 
