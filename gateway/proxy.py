@@ -19,7 +19,7 @@ from urllib.parse import unquote_to_bytes
 import aiohttp
 from multidict import CIMultiDict
 from opentelemetry import propagate, trace
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from yarl import URL
@@ -121,17 +121,23 @@ class _Body:
     """The request body as an async iterator, remembering whether reading it began or failed
     (a started body cannot be sent again; a failed one explains the upstream error)."""
 
-    def __init__(self, request: Request) -> None:
-        self.request = request
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
         self.started = False
         self.error: Exception | None = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         self.started = True
         try:
-            async for chunk in self.request.stream():
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                chunk: bytes = message.get("body", b"")
                 if chunk:
                     yield chunk
+                if not message.get("more_body", False):
+                    return
         except Exception as exc:  # e.g. the body limit's 413, or the client went away
             self.error = exc
             raise
@@ -196,15 +202,16 @@ class Proxy:
 
     async def forward(
         self,
-        request: Request,
+        scope: Scope,
+        receive: Receive,
         route: RouteSpec,
         path: str,
         headers: CIMultiDict[str],
-        extra_headers: Mapping[str, str],
-    ) -> Response:
-        """Send `request` to the route's upstream as `path` (from `upstream_path`) with
-        `headers` (from `upstream_headers`); return the streamed response plus `extra_headers`."""
-        scope = request.scope
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> UpstreamResponse:
+        """Send the request of `scope` to the route's upstream as `path` (from
+        `upstream_path`) with `headers` (from `upstream_headers`); return the streamed
+        response plus `extra_headers`."""
         upstream = self.upstreams[route.upstream]
         target = URL(upstream.base_url + path, encoded=True)
         method: str = scope["method"]
@@ -216,7 +223,7 @@ class Proxy:
                 headers={"Retry-After": str(wait)},
                 upstream=upstream.name,
             )
-        body = _Body(request) if _has_body(scope) else None
+        body = _Body(receive) if _has_body(scope) else None
         self.budget.on_request()
         try:
             with tracer.start_as_current_span(
@@ -383,7 +390,7 @@ def _node(address: str) -> str:
 
 
 def response_headers(
-    response: aiohttp.ClientResponse, extra: Mapping[str, str]
+    response: aiohttp.ClientResponse, extra: list[tuple[bytes, bytes]]
 ) -> list[tuple[bytes, bytes]]:
     """The upstream's end-to-end response headers (repeated ones kept), plus `extra`."""
     connection_listed = {
@@ -397,5 +404,5 @@ def response_headers(
         # The gateway's own request id, and its server's Date (as nginx hides them too).
         and lowered not in ("x-request-id", "date", "server")
     ]
-    out.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
+    out.extend(extra)
     return out
