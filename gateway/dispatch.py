@@ -16,21 +16,22 @@ answered by Starlette's CORS middleware itself, before any token or limit is loo
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.edge import admit, authenticate
-from gateway.proxy import upstream_headers, upstream_path
+from gateway.proxy import spans_exported, upstream_headers, upstream_path
 from gateway.routes import RouteSpec, RouteTable
 from shared.app import REQUEST_ID_HEADER, valid_request_id
 from shared.errors import HuiminError, MethodNotAllowed, PayloadTooLarge, problem_response
@@ -105,9 +106,11 @@ class ProxyDispatch:
         self.cors = CORSMiddleware(self._answer, **cors)
         self.validator: Any = None  # the app's TokenValidator, opened in the lifespan
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._trace_fields = [
-            (name.encode("latin-1"), name) for name in propagate.get_global_textmap().fields
-        ]
+        self._in_progress: dict[str, Gauge] = {}
+        # The headers the propagator reads (traceparent, tracestate, baggage), by raw name.
+        self._trace_fields = {
+            name.encode("latin-1"): name for name in propagate.get_global_textmap().fields
+        }
 
     def match(self, path: str) -> ProxyRoute | None:
         """The route serving `path` (longest whole-segment prefix), if the gateway proxies it."""
@@ -119,69 +122,76 @@ class ProxyDispatch:
     async def __call__(self, route: ProxyRoute, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one proxied request."""
         started = perf_counter()
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
         request_id: str | None = None
         carrier: dict[str, str] = {}
         origin = False
-        for name, value in headers:
+        trace_fields = self._trace_fields
+        for name, value in scope["headers"]:
             if name == _REQUEST_ID:
                 request_id = valid_request_id(value.decode("latin-1"))
             elif name == b"origin":
                 origin = True
-            else:
-                for wanted, key in self._trace_fields:
-                    if name == wanted:
-                        carrier[key] = value.decode("latin-1")
+            elif name in trace_fields:
+                carrier[trace_fields[name]] = value.decode("latin-1")
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()  # as random as uuid4().hex, without the object
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
         state["request_id"] = request_id
         scope[_ROUTE] = route
-        exact = scope["path"] == route.prefix
+        path: str = scope["path"]
+        exact = path == route.prefix
         method: str = scope["method"]
-        metrics = self.http_metrics
         label_method = method if method in _KNOWN_METHODS else "OTHER"
-        in_progress = metrics.in_progress.labels(label_method)
+        in_progress = self._in_progress.get(label_method)
+        if in_progress is None:
+            in_progress = self._in_progress[label_method] = self.http_metrics.in_progress.labels(
+                label_method
+            )
         in_progress.inc()
-        context = propagate.extract(carrier) if carrier else None
+        if spans_exported():
+            span_route = route.exact_span_route if exact else route.rest_span_route
+            # One server span, made directly: OpenTelemetry's ASGI middleware would add a
+            # span per message and wrap send and receive.
+            span: trace.Span = tracer.start_span(
+                f"{method} {span_route}",
+                context=propagate.extract(carrier) if carrier else None,
+                kind=SpanKind.SERVER,
+                attributes={
+                    "http.request.method": method,
+                    "url.path": path,
+                    "http.route": span_route,
+                    "huimin.request_id": request_id,
+                },
+            )
+        else:
+            # Nothing would receive the spans: none is made, and the caller's traceparent,
+            # if any, travels upstream unchanged (the service joins the caller's trace).
+            span = trace.INVALID_SPAN
         status = 500  # what the client gets if this pass dies before answering
+        span_token = context_api.attach(trace.set_span_in_context(span))
         id_token = request_id_var.set(request_id)
         try:
-            with tracer.start_as_current_span(
-                f"{method} {route.exact_span_route if exact else route.rest_span_route}",
-                context=context,
-                kind=SpanKind.SERVER,
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
-                if span.is_recording():
-                    span.set_attribute("http.request.method", method)
-                    span.set_attribute("url.path", scope["path"])
-                    span.set_attribute(
-                        "http.route", route.exact_span_route if exact else route.rest_span_route
-                    )
-                    span.set_attribute("huimin.request_id", request_id)
-                try:
-                    if origin:
-                        counting = _CountingSend(send)
-                        await self.cors(scope, receive, counting)
-                        status = counting.status
-                    else:
-                        status = await self._answer_status(scope, receive, send)
-                except ClientDisconnect:
-                    status = _CLIENT_GONE
-                except BaseException as exc:
-                    span.record_exception(exc)
-                    span.set_status(StatusCode.ERROR, type(exc).__name__)
-                    raise
-                if span.is_recording():
-                    span.set_attribute("http.response.status_code", status)
-                    if status >= 500:
-                        span.set_status(StatusCode.ERROR)
+            if origin:
+                counting = _CountingSend(send)
+                await self.cors(scope, receive, counting)
+                status = counting.status
+            else:
+                status = await self._answer_status(scope, receive, send)
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
+        except ClientDisconnect:
+            status = _CLIENT_GONE
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(StatusCode.ERROR, type(exc).__name__)
+            raise
         finally:
             request_id_var.reset(id_token)
+            context_api.detach(span_token)
+            span.set_attribute("http.response.status_code", status)
+            span.end()
             in_progress.dec()
             self._record(
                 label_method,

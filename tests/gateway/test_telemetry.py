@@ -7,8 +7,13 @@ import secrets
 from pathlib import Path
 
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import ProxyTracerProvider
 
 from gateway.app import create_gateway_app
+from gateway.proxy import spans_exported
 from services.health.app import create_health_app
 from services.health.settings import HealthSettings
 from shared.settings import build_settings
@@ -130,3 +135,13 @@ async def test_cors_preflight_is_answered_at_the_edge(idp, upstream: ThreadServe
     assert simple.headers["access-control-allow-origin"] == "https://console.example"
     assert "RateLimit-Remaining" in simple.headers["access-control-expose-headers"]
     assert sum(upstream_state.calls.values()) == 1  # only the simple GET went upstream
+
+
+def test_spans_are_made_only_when_a_processor_would_receive_them() -> None:
+    silent = TracerProvider()
+    exporting = TracerProvider()
+    exporting.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    assert not spans_exported(silent)
+    assert spans_exported(exporting)
+    # Without the SDK nothing is recorded anyway; the API's spans cost nothing to make.
+    assert spans_exported(ProxyTracerProvider())
