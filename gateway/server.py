@@ -41,20 +41,26 @@ def run(app: FastAPI, settings: GatewaySettings) -> None:
     uvloop.run(_serve(app, settings))
 
 
-async def _serve(app: FastAPI, settings: GatewaySettings) -> None:
-    server = Server(
+def granian_server(app: FastAPI, host: str, port: int, log_level: str = "INFO") -> Server:
+    """An embedded granian server for `app`, as `python -m gateway` runs it (`await
+    server.serve()` in a uvloop loop; `server.stop()` ends it gracefully)."""
+    return Server(
         AccessLog(app),
-        address=settings.host,
-        port=settings.port,
+        address=host,
+        port=port,
         interface=Interfaces.ASGI,  # with the lifespan: pools and the JWKS cache open in it
         http=HTTPModes.http1,
         websockets=False,
         backlog=1024,
         log_dictconfig=_GRANIAN_LOGGING,
-        log_level=_granian_level(settings.log_level),
+        log_level=_granian_level(log_level),
         # The gateway writes its own access log (gateway.access), with the request id.
         log_access=False,
     )
+
+
+async def _serve(app: FastAPI, settings: GatewaySettings) -> None:
+    server = granian_server(app, settings.host, settings.port, settings.log_level)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.stop)

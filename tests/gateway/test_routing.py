@@ -6,7 +6,7 @@ import socket
 from typing import Any
 
 from gateway.app import create_gateway_app
-from tests.fixtures.gateway import ThreadServer, UpstreamState, serving
+from tests.fixtures.gateway import ThreadServer, UpstreamState, serving_gateway
 from tests.gateway.conftest import gateway_client, settings_for
 
 
@@ -171,7 +171,7 @@ def test_a_real_server_does_not_normalise_traversal_for_the_gateway(
     idp, upstream: ThreadServer, upstream_state: UpstreamState
 ):
     app = create_gateway_app(settings_for(idp, upstream.url))
-    with serving(app) as gateway:
+    with serving_gateway(app) as gateway:
         traversal = _raw_http(
             gateway.port,
             b"GET /tourism/../registry/echo/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",

@@ -18,7 +18,7 @@ from services.health.app import create_health_app
 from services.health.settings import HealthSettings
 from shared.settings import build_settings
 from shared.telemetry import setup_telemetry
-from tests.fixtures.gateway import ThreadServer, serving
+from tests.fixtures.gateway import ThreadServer, serving, serving_gateway
 from tests.fixtures.health import new_patient
 from tests.gateway.conftest import SERVICES, gateway_client, settings_for
 from tools._server import free_port
@@ -67,7 +67,7 @@ def test_one_trace_spans_gateway_service_and_store(idp, tmp_path: Path):
         urls = {name: health.url for name in SERVICES}
         gateway_app = create_gateway_app(settings_for(idp, urls), telemetry=telemetry)
         with (
-            serving(gateway_app, port=gateway_port) as gateway,
+            serving_gateway(gateway_app, port=gateway_port) as gateway,
             httpx.Client(base_url=gateway.url, timeout=30) as client,
         ):
             created = client.post("/fhir/Patient", json=new_patient(), headers=headers)
