@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
+from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.settings import GatewaySettings
@@ -44,8 +45,11 @@ def run(app: FastAPI, settings: GatewaySettings) -> None:
 def granian_server(app: FastAPI, host: str, port: int, log_level: str = "INFO") -> Server:
     """An embedded granian server for `app`, as `python -m gateway` runs it (`await
     server.serve()` in a uvloop loop; `server.stop()` ends it gracefully)."""
+    # As uvicorn did by default: X-Forwarded-For and -Proto are believed from a proxy on the
+    # same host only (127.0.0.1), so a local load balancer still passes the client's address.
+    proxied: ASGIApp = wrap_asgi_with_proxy_headers(app, trusted_hosts="127.0.0.1")
     return Server(
-        AccessLog(app),
+        AccessLog(proxied),
         address=host,
         port=port,
         interface=Interfaces.ASGI,  # with the lifespan: pools and the JWKS cache open in it
