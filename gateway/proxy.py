@@ -62,6 +62,7 @@ _REPLACED = frozenset(
         "expect",
     }
 )
+_NOT_FORWARDED = HOP_BY_HOP | _REPLACED
 # A Host header is a name or address and a port: anything else could break the quoting of
 # `Forwarded` or mislead an upstream that builds links from X-Forwarded-Host.
 _VALID_HOST = re.compile(r"^([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
@@ -393,7 +394,7 @@ def upstream_path(scope: Scope, route: RouteSpec) -> str:
 
 def upstream_headers(scope: Scope) -> CIMultiDict[str]:
     """The request headers to send upstream: end-to-end ones, plus forwarding information."""
-    connection_listed: set[str] = set()
+    connection_listed: set[str] | None = None
     host = ""
     kept: list[tuple[str, str]] = []
     for raw_name, raw_value in scope["headers"]:
@@ -401,31 +402,33 @@ def upstream_headers(scope: Scope) -> CIMultiDict[str]:
             raise BadRequest("A request header contains a line break or NUL.")
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
-        if name == "connection":
-            connection_listed.update(t.strip().lower() for t in value.split(","))
-        elif name == "host":
-            if not _VALID_HOST.match(value):
-                raise BadRequest("The Host header is not a valid host name and port.")
-            host = value
-        if name not in HOP_BY_HOP and name not in _REPLACED:
-            kept.append((name, value))
-    headers: CIMultiDict[str] = CIMultiDict(
-        (name, value) for name, value in kept if name not in connection_listed
-    )
+        if name in _NOT_FORWARDED:
+            if name == "connection":
+                listed = {t.strip().lower() for t in value.split(",")}
+                connection_listed = listed | (connection_listed or set())
+            elif name == "host":
+                if not _VALID_HOST.match(value):
+                    raise BadRequest("The Host header is not a valid host name and port.")
+                host = value
+            continue
+        kept.append((name, value))
+    if connection_listed:
+        kept = [(name, value) for name, value in kept if name not in connection_listed]
     client = scope.get("client")
     address = client[0] if client else "unknown"
     proto = scope.get("scheme", "http")
-    headers["X-Forwarded-For"] = address
-    headers["X-Forwarded-Proto"] = proto
+    # None of these names is among the kept ones (they are all in _REPLACED).
+    kept.append(("X-Forwarded-For", address))
+    kept.append(("X-Forwarded-Proto", proto))
     forwarded = f'for="{_node(address)}";proto={proto}'
     if host:
-        headers["X-Forwarded-Host"] = host
+        kept.append(("X-Forwarded-Host", host))
         forwarded += f';host="{host}"'
-    headers["Forwarded"] = forwarded
+    kept.append(("Forwarded", forwarded))
     request_id = scope.get("state", {}).get("request_id")
     if request_id:
-        headers["X-Request-ID"] = request_id
-    return headers
+        kept.append(("X-Request-ID", request_id))
+    return CIMultiDict(kept)
 
 
 def _node(address: str) -> str:
