@@ -3,8 +3,8 @@
 The gateway's own endpoints (`/me`, `/openapi.json`, `/docs`, `/healthz`, `/readyz`,
 `/metrics`) stay in FastAPI with the shared middleware stack. Proxied requests skip it: a
 profile under load showed most of the gateway's time spent in six middleware layers and
-OpenTelemetry's ASGI instrumentation (a span per message sent or received) rather than in
-proxying. Here each proxied request gets the same edge work in one pass, in this order:
+OpenTelemetry's ASGI instrumentation (send and receive wrapped for every message) rather
+than in proxying. Here each proxied request gets the same edge work in one pass, in this order:
 
 request id → server span → metrics → CORS → body limit → method, path and header checks →
 token → rate limit → upstream call → streamed response.
@@ -152,8 +152,8 @@ class ProxyDispatch:
         in_progress.inc()
         if spans_exported():
             span_route = route.exact_span_route if exact else route.rest_span_route
-            # One server span, made directly: OpenTelemetry's ASGI middleware would add a
-            # span per message and wrap send and receive.
+            # One server span, made directly: OpenTelemetry's ASGI middleware would also wrap
+            # send and receive for every message.
             span: trace.Span = tracer.start_span(
                 f"{method} {span_route}",
                 context=propagate.extract(carrier) if carrier else None,
