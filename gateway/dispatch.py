@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,7 @@ class ProxyDispatch:
         self.cors = CORSMiddleware(self._answer, **cors)
         self.validator: Any = None  # the app's TokenValidator, opened in the lifespan
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.spans_exported = spans_exported  # replaceable in tests: the provider is global
         self._in_progress: dict[str, Gauge] = {}
         # The headers the propagator reads (traceparent, tracestate, baggage), by raw name.
         self._trace_fields = {
@@ -150,7 +152,7 @@ class ProxyDispatch:
                 label_method
             )
         in_progress.inc()
-        if spans_exported():
+        if self.spans_exported():
             span_route = route.exact_span_route if exact else route.rest_span_route
             # One server span, made directly: OpenTelemetry's ASGI middleware would also wrap
             # send and receive for every message.
@@ -166,9 +168,10 @@ class ProxyDispatch:
                 },
             )
         else:
-            # Nothing would receive the spans: none is made, and the caller's traceparent,
-            # if any, travels upstream unchanged (the service joins the caller's trace).
-            span = trace.INVALID_SPAN
+            # Nothing would receive a span: only its identity is made (a few random bits
+            # instead of a full span), so the logs of this request and of the service it
+            # calls still share one trace id, the caller's when it sent one.
+            span = _unrecorded_span(carrier)
         status = 500  # what the client gets if this pass dies before answering
         span_token = context_api.attach(trace.set_span_in_context(span))
         id_token = request_id_var.set(request_id)
@@ -330,3 +333,20 @@ def _first(scope: Scope, wanted: bytes) -> str | None:
         if name == wanted:
             return str(value.decode("latin-1"))
     return None
+
+
+def _unrecorded_span(carrier: dict[str, str]) -> trace.Span:
+    """A span that is never recorded: the caller's trace (or a new one) and a new span id."""
+    parent = trace.INVALID_SPAN_CONTEXT
+    if carrier:
+        parent = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+    if parent.is_valid:
+        trace_id, flags, state = parent.trace_id, parent.trace_flags, parent.trace_state
+    else:
+        trace_id = random.getrandbits(128) or 1
+        flags, state = trace.TraceFlags(trace.TraceFlags.SAMPLED), trace.TraceState()
+    # The SDK's own ids are drawn the same way (RandomIdGenerator).
+    span_id = random.getrandbits(64) or 1
+    return trace.NonRecordingSpan(
+        trace.SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=state)
+    )

@@ -254,7 +254,8 @@ class Proxy:
             )
             propagate.inject(headers, context=trace.set_span_in_context(span))
         elif current.get_span_context().is_valid:
-            # Sampled out here: the upstream learns so, and does not record either.
+            # Not recorded here (sampled out, or no exporter): the upstream still joins this
+            # trace, and learns the sampling decision.
             propagate.inject(headers)
         try:
             response = await self._send(upstream, method, target, headers, body)

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import ProxyTracerProvider
 
-from gateway.app import create_gateway_app
+from gateway.app import GatewayApp, create_gateway_app
 from gateway.proxy import spans_exported
 from services.health.app import create_health_app
 from services.health.settings import HealthSettings
@@ -145,3 +145,22 @@ def test_spans_are_made_only_when_a_processor_would_receive_them() -> None:
     assert spans_exported(exporting)
     # Without the SDK nothing is recorded anyway; the API's spans cost nothing to make.
     assert spans_exported(ProxyTracerProvider())
+
+
+async def test_without_an_exporter_the_trace_id_still_travels(idp, upstream: ThreadServer):
+    trace_id = secrets.token_hex(16)
+    incoming = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    async with gateway_client(settings_for(idp, upstream.url)) as (app, client):
+        assert isinstance(app, GatewayApp)
+        assert app.dispatch is not None
+        app.dispatch.spans_exported = lambda provider=None: False  # no OTEL_EXPORTER_* set
+        joined = await client.get("/tourism/echo/x", headers={"traceparent": incoming})
+        fresh = await client.get("/tourism/echo/x")
+    [sent] = [v for k, v in joined.json()["headers"] if k == "traceparent"]
+    assert sent.split("-")[1] == trace_id  # the caller's trace
+    assert sent != incoming  # under a span id of the gateway's
+    [made] = [v for k, v in fresh.json()["headers"] if k == "traceparent"]
+    version, new_trace, span_id, flags = made.split("-")
+    assert (version, flags) == ("00", "01")
+    assert int(new_trace, 16) != 0  # a new trace, with valid ids
+    assert int(span_id, 16) != 0
