@@ -47,9 +47,8 @@ def granian_server(app: FastAPI, host: str, port: int, log_level: str = "INFO") 
     server.serve()` in a uvloop loop; `server.stop()` ends it gracefully)."""
     # As uvicorn did by default: X-Forwarded-For and -Proto are believed from a proxy on the
     # same host only (127.0.0.1), so a local load balancer still passes the client's address.
-    proxied: ASGIApp = wrap_asgi_with_proxy_headers(app, trusted_hosts="127.0.0.1")
     return Server(
-        AccessLog(proxied),
+        AccessLog(ForwardedFromLocalhost(app)),
         address=host,
         port=port,
         interface=Interfaces.ASGI,  # with the lifespan: pools and the JWKS cache open in it
@@ -70,6 +69,25 @@ async def _serve(app: FastAPI, settings: GatewaySettings) -> None:
         loop.add_signal_handler(signum, server.stop)
     await server.serve()
     logger.info("Application shutdown complete.")
+
+
+class ForwardedFromLocalhost:
+    """X-Forwarded-For and -Proto believed from 127.0.0.1 only (granian's port of uvicorn's
+    middleware), consulted only when the request carries X-Forwarded-For: the middleware
+    parses the peer's address on every request otherwise (about 2 % of the gateway's time)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.proxied: ASGIApp = wrap_asgi_with_proxy_headers(app, trusted_hosts="127.0.0.1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite the client address and scheme when a local proxy named them."""
+        if scope["type"] == "http":
+            for name, _ in scope["headers"]:
+                if name == b"x-forwarded-for":
+                    await self.proxied(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 class AccessLog:
