@@ -6,7 +6,7 @@ headers, token, rate limit) and streamed to their service; the gateway keeps no 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,26 +17,26 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
-from gateway.edge import admit, authenticate
+from gateway.dispatch import ProxyDispatch
+from gateway.edge import admit
 from gateway.me import ResidentView
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import MergedOpenAPI
-from gateway.proxy import Proxy, upstream_headers, upstream_path
+from gateway.proxy import Proxy
 from gateway.ratelimit import Limiter, MemoryLimiter, RedisLimiter
-from gateway.routes import RouteSpec, RouteTable, load_routes
+from gateway.routes import RouteTable, load_routes
 from gateway.settings import GatewaySettings
 from shared.app import create_app
 from shared.auth import CurrentPrincipal, auth_lifespan
-from shared.errors import MethodNotAllowed, problem_responses
+from shared.errors import problem_responses
 from shared.settings import get_settings
 from shared.telemetry import Telemetry
 
 __all__ = ["GatewaySettings", "create_gateway_app"]
 
-# Every method reaches the proxy endpoint, which answers 405 itself from the route table:
-# Starlette would otherwise fall through to a shorter prefix that allows the method.
+# CORS admits every method: the dispatch answers 405 itself from the route table.
 _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 # Headers a browser script may read on a cross-origin response.
 _EXPOSED = [
@@ -47,6 +47,22 @@ _ALLOWED = [
     *("Authorization", "Content-Type", "If-Match", "If-None-Match", "Prefer"),
     *("X-Request-ID", "traceparent", "tracestate"),
 ]
+
+
+class GatewayApp(FastAPI):
+    """FastAPI, with the route table's prefixes served by `ProxyDispatch` before the
+    middleware stack (gateway.dispatch says why); everything else is FastAPI's as usual."""
+
+    dispatch: ProxyDispatch | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Proxied requests to the dispatch, the rest (and the lifespan) to FastAPI."""
+        if scope["type"] == "http" and self.dispatch is not None:
+            route = self.dispatch.match(scope["path"])
+            if route is not None:
+                await self.dispatch(route, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 class NamedRoute(Route):
@@ -87,32 +103,35 @@ def create_gateway_app(
         title="Huimin API",
         lifespan_hooks=[auth_lifespan(settings), _clients_hook],
         telemetry=telemetry,
+        app_class=GatewayApp,
     )
+    assert isinstance(app, GatewayApp)
     metrics = GatewayMetrics(app.state.metrics.registry)
-    app.state.gateway = Gateway(
+    gateway = Gateway(
         settings=settings,
         table=table,
         proxy=Proxy(settings, metrics),
         metrics=metrics,
         limiter=MemoryLimiter(),
     )
+    app.state.gateway = gateway
     _serve_merged_openapi(app, table, settings)
     app.include_router(me_router)
-    # Longest prefix first, so Starlette picks the most specific route.
-    for route in table.routes:
-        endpoint = _proxy_endpoint(route)
-        app.router.routes.append(NamedRoute(route.prefix, endpoint, methods=_ANY_METHOD))
-        app.router.routes.append(
-            NamedRoute(route.prefix + "/{rest:path}", endpoint, methods=_ANY_METHOD)
-        )
+    cors: dict[str, Any] = {
+        "allow_origins": settings.cors_origins,
+        "allow_methods": _ANY_METHOD,
+        "allow_headers": _ALLOWED,
+        "expose_headers": _EXPOSED,
+        "max_age": 600,
+    }
     # Outermost: a preflight is answered before any token or limit is looked at.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=_ANY_METHOD,
-        allow_headers=_ALLOWED,
-        expose_headers=_EXPOSED,
-        max_age=600,
+    app.add_middleware(CORSMiddleware, **cors)
+    app.dispatch = ProxyDispatch(
+        table,
+        gateway,
+        app.state.metrics,
+        cors,
+        reserved=[r.path for r in app.router.routes if isinstance(r, Route)],
     )
     return app
 
@@ -166,7 +185,14 @@ class Resident360(BaseModel):
 async def me(request: Request, principal: CurrentPrincipal) -> JSONResponse:
     """Assembled in parallel with your own token; `complete` is false when a part is missing."""
     gateway: Gateway = request.app.state.gateway
-    limits = await admit(request, principal, gateway.limiter, gateway.settings, gateway.metrics)
+    client = request.client
+    limits = await admit(
+        principal,
+        client.host if client else "unknown",
+        gateway.limiter,
+        gateway.settings,
+        gateway.metrics,
+    )
     view = ResidentView(gateway.proxy.upstreams, gateway.settings.me_deadline_seconds)
     return JSONResponse(await view.build(request, principal), headers=limits)
 
@@ -176,6 +202,8 @@ async def _clients_hook(app: FastAPI) -> AsyncIterator[None]:
     # Pools and the Redis client belong to the event loop that serves: made here, not above.
     gateway: Gateway = app.state.gateway
     gateway.proxy.open(gateway.table.upstreams)
+    if isinstance(app, GatewayApp) and app.dispatch is not None:
+        app.dispatch.validator = app.state.token_validator
     if gateway.settings.redis_url:
         redis_limiter = RedisLimiter(gateway.settings.redis_url)
         gateway.limiter = redis_limiter
@@ -187,24 +215,3 @@ async def _clients_hook(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await gateway.limiter.close()
         await gateway.proxy.close()
-
-
-def _proxy_endpoint(route: RouteSpec) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-    allow = ", ".join(route.methods)
-
-    async def proxy(request: Request) -> Response:
-        if request.method not in route.methods:
-            raise MethodNotAllowed(
-                f"{request.method} is not allowed on {route.prefix}.", headers={"Allow": allow}
-            )
-        # Path and headers first: a traversal or injection attempt is refused as such (400),
-        # whoever sends it, and nothing below sees it.
-        path = upstream_path(request.scope, route)
-        headers = upstream_headers(request.scope)
-        gateway: Gateway = request.app.state.gateway
-        principal = await authenticate(request, route)
-        limits = await admit(request, principal, gateway.limiter, gateway.settings, gateway.metrics)
-        return await gateway.proxy.forward(request, route, path, headers, limits)
-
-    proxy.__name__ = f"proxy_{route.upstream}"
-    return proxy

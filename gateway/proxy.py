@@ -19,7 +19,7 @@ from urllib.parse import unquote_to_bytes
 import aiohttp
 from multidict import CIMultiDict
 from opentelemetry import propagate, trace
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from yarl import URL
@@ -62,11 +62,20 @@ _REPLACED = frozenset(
         "expect",
     }
 )
+_NOT_FORWARDED = HOP_BY_HOP | _REPLACED
 # A Host header is a name or address and a port: anything else could break the quoting of
 # `Forwarded` or mislead an upstream that builds links from X-Forwarded-Host.
 _VALID_HOST = re.compile(r"^([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
+# Never passed back: hop-by-hop headers, the gateway's own request id, and the upstream
+# server's Date and Server (as nginx hides them too).
+_NOT_PASSED_BACK = frozenset(
+    {name.encode("latin-1") for name in HOP_BY_HOP} | {b"x-request-id", b"date", b"server"}
+)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-_BAD_HEADER_BYTES = (b"\r", b"\n", b"\x00")
+_BAD_HEADER = re.compile(rb"[\r\n\x00]")
+# What a path segment may not hold once decoded (a raw one cannot hold "/" at all).
+_BAD_SEGMENT = re.compile(rb"[/\\\x00\r\n]")
+_BAD_QUERY = re.compile(rb"[\r\n\x00 ]")
 
 
 class Upstream:
@@ -98,6 +107,7 @@ class Upstream:
         # proxy does all retrying; no public option exists yet, hence the private flag
         # (tests/gateway/test_resilience.py counts the connections and notices a change).
         self.session._retry_connection = False
+        self.duration = metrics.upstream_duration.labels(name)
         gauge = metrics.breaker_state.labels(name)
         gauge.set(BreakerState.closed)
         self.breaker = CircuitBreaker(
@@ -121,17 +131,23 @@ class _Body:
     """The request body as an async iterator, remembering whether reading it began or failed
     (a started body cannot be sent again; a failed one explains the upstream error)."""
 
-    def __init__(self, request: Request) -> None:
-        self.request = request
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
         self.started = False
         self.error: Exception | None = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         self.started = True
         try:
-            async for chunk in self.request.stream():
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                chunk: bytes = message.get("body", b"")
                 if chunk:
                     yield chunk
+                if not message.get("more_body", False):
+                    return
         except Exception as exc:  # e.g. the body limit's 413, or the client went away
             self.error = exc
             raise
@@ -154,6 +170,7 @@ class UpstreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send status and headers, then the body as it arrives."""
+        content = self._upstream.content
         try:
             await send(
                 {
@@ -162,7 +179,13 @@ class UpstreamResponse(Response):
                     "headers": self.raw_headers,
                 }
             )
-            async for chunk in self._upstream.content.iter_any():
+            if content.is_eof():
+                # The whole body arrived with the headers (most API answers): one message
+                # instead of a chunk and an empty end.
+                body = content.read_nowait(-1)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+            async for chunk in content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -196,15 +219,16 @@ class Proxy:
 
     async def forward(
         self,
-        request: Request,
+        scope: Scope,
+        receive: Receive,
         route: RouteSpec,
         path: str,
         headers: CIMultiDict[str],
-        extra_headers: Mapping[str, str],
-    ) -> Response:
-        """Send `request` to the route's upstream as `path` (from `upstream_path`) with
-        `headers` (from `upstream_headers`); return the streamed response plus `extra_headers`."""
-        scope = request.scope
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> UpstreamResponse:
+        """Send the request of `scope` to the route's upstream as `path` (from
+        `upstream_path`) with `headers` (from `upstream_headers`); return the streamed
+        response plus `extra_headers`."""
         upstream = self.upstreams[route.upstream]
         target = URL(upstream.base_url + path, encoded=True)
         method: str = scope["method"]
@@ -216,23 +240,36 @@ class Proxy:
                 headers={"Retry-After": str(wait)},
                 upstream=upstream.name,
             )
-        body = _Body(request) if _has_body(scope) else None
+        body = _Body(receive) if _has_body(scope) else None
         self.budget.on_request()
+        span: trace.Span = trace.INVALID_SPAN
+        current = trace.get_current_span()
+        if current.is_recording():
+            # The client span is the upstream's parent, but never the current span: nothing
+            # runs inside it that could need it, and attaching it costs a context switch.
+            span = tracer.start_span(
+                f"{method} {upstream.name}",
+                kind=trace.SpanKind.CLIENT,
+                attributes={"http.request.method": method, "server.address": upstream.base_url},
+            )
+            propagate.inject(headers, context=trace.set_span_in_context(span))
+        elif current.get_span_context().is_valid:
+            # Not recorded here (sampled out, or no exporter): the upstream still joins this
+            # trace, and learns the sampling decision.
+            propagate.inject(headers)
         try:
-            with tracer.start_as_current_span(
-                f"{method} {upstream.name}", kind=trace.SpanKind.CLIENT
-            ) as span:
-                span.set_attribute("http.request.method", method)
-                span.set_attribute("server.address", upstream.base_url)
-                propagate.inject(headers)
-                response = await self._send(upstream, method, target, headers, body)
-                span.set_attribute("http.response.status_code", response.status)
-        except BaseException:
+            response = await self._send(upstream, method, target, headers, body)
+            span.set_attribute("http.response.status_code", response.status)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
             # Either the upstream's failure was counted already, or it was no verdict on the
             # upstream at all (the client's body was too large, the client left): in both
             # cases a half-open probe is over and the next request may probe again.
             upstream.breaker.release()
             raise
+        finally:
+            span.end()
         if response.status in (502, 503, 504):
             self.metrics.upstream_errors.labels(upstream.name, "status_5xx").inc()
             upstream.breaker.failure()
@@ -293,7 +330,7 @@ class Proxy:
                 raise BadGateway(
                     f"The {upstream.name} service could not be reached.", upstream=upstream.name
                 ) from None
-            self.metrics.upstream_duration.labels(upstream.name).observe(perf_counter() - started)
+            upstream.duration.observe(perf_counter() - started)
             return response
 
     @staticmethod
@@ -303,6 +340,21 @@ class Proxy:
             error = body.error
             if isinstance(error, ClientDisconnect | HuiminError) or hasattr(error, "status_code"):
                 raise error
+
+
+def spans_exported(provider: trace.TracerProvider | None = None) -> bool:
+    """Whether a span made now would reach an exporter.
+
+    The SDK builds a full span (attributes checked, ids drawn, events list) even when no
+    processor is registered, as with no `OTEL_EXPORTER_OTLP_ENDPOINT` set: two spans per
+    request were about a sixth of the gateway's time in a profile. The processors are
+    private to the SDK; if it ever hides them differently, spans are made as before.
+    """
+    if provider is None:
+        provider = trace.get_tracer_provider()
+    processor = getattr(provider, "_active_span_processor", None)
+    processors = getattr(processor, "_span_processors", None)
+    return processors is None or bool(processors)
 
 
 def _has_body(scope: Scope) -> bool:
@@ -321,13 +373,14 @@ def upstream_path(scope: Scope, route: RouteSpec) -> str:
     raw: bytes = scope.get("raw_path") or scope["path"].encode()
     raw = raw.split(b"?", 1)[0]
     segments = raw.split(b"/")[1:]
+    last = len(segments) - 1
     for index, segment in enumerate(segments):
-        decoded = unquote_to_bytes(segment)
-        if decoded in (b".", b".."):
+        decoded = unquote_to_bytes(segment) if b"%" in segment else segment
+        if decoded == b"." or decoded == b"..":
             raise BadRequest("The path may not contain '.' or '..' segments.")
-        if not segment and index != len(segments) - 1:
+        if not segment and index != last:
             raise BadRequest("The path may not contain empty segments ('//').")
-        if any(c in decoded for c in (b"/", b"\\", b"\x00", b"\r", b"\n")):
+        if _BAD_SEGMENT.search(decoded):
             raise BadRequest("The path may not contain encoded slashes or control characters.")
     strip = route.strip_prefix.encode()
     if not (raw == strip or raw.startswith(strip + b"/")):
@@ -335,46 +388,48 @@ def upstream_path(scope: Scope, route: RouteSpec) -> str:
         raise BadRequest("The path's route prefix must not be percent-encoded.")
     rest = raw[len(strip) :] or b"/"
     query: bytes = scope.get("query_string", b"")
-    if any(c in query for c in (b"\r", b"\n", b"\x00", b" ")):
+    if _BAD_QUERY.search(query):
         raise BadRequest("The query string contains control characters.")
     return (rest + (b"?" + query if query else b"")).decode("latin-1")
 
 
 def upstream_headers(scope: Scope) -> CIMultiDict[str]:
     """The request headers to send upstream: end-to-end ones, plus forwarding information."""
-    connection_listed: set[str] = set()
+    connection_listed: set[str] | None = None
     host = ""
     kept: list[tuple[str, str]] = []
     for raw_name, raw_value in scope["headers"]:
-        if any(bad in raw_value or bad in raw_name for bad in _BAD_HEADER_BYTES):
+        if _BAD_HEADER.search(raw_value) or _BAD_HEADER.search(raw_name):
             raise BadRequest("A request header contains a line break or NUL.")
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
-        if name == "connection":
-            connection_listed.update(t.strip().lower() for t in value.split(","))
-        elif name == "host":
-            if not _VALID_HOST.match(value):
-                raise BadRequest("The Host header is not a valid host name and port.")
-            host = value
-        if name not in HOP_BY_HOP and name not in _REPLACED:
-            kept.append((name, value))
-    headers: CIMultiDict[str] = CIMultiDict(
-        (name, value) for name, value in kept if name not in connection_listed
-    )
+        if name in _NOT_FORWARDED:
+            if name == "connection":
+                listed = {t.strip().lower() for t in value.split(",")}
+                connection_listed = listed | (connection_listed or set())
+            elif name == "host":
+                if not _VALID_HOST.match(value):
+                    raise BadRequest("The Host header is not a valid host name and port.")
+                host = value
+            continue
+        kept.append((name, value))
+    if connection_listed:
+        kept = [(name, value) for name, value in kept if name not in connection_listed]
     client = scope.get("client")
     address = client[0] if client else "unknown"
     proto = scope.get("scheme", "http")
-    headers["X-Forwarded-For"] = address
-    headers["X-Forwarded-Proto"] = proto
+    # None of these names is among the kept ones (they are all in _REPLACED).
+    kept.append(("X-Forwarded-For", address))
+    kept.append(("X-Forwarded-Proto", proto))
     forwarded = f'for="{_node(address)}";proto={proto}'
     if host:
-        headers["X-Forwarded-Host"] = host
+        kept.append(("X-Forwarded-Host", host))
         forwarded += f';host="{host}"'
-    headers["Forwarded"] = forwarded
+    kept.append(("Forwarded", forwarded))
     request_id = scope.get("state", {}).get("request_id")
     if request_id:
-        headers["X-Request-ID"] = request_id
-    return headers
+        kept.append(("X-Request-ID", request_id))
+    return CIMultiDict(kept)
 
 
 def _node(address: str) -> str:
@@ -383,19 +438,15 @@ def _node(address: str) -> str:
 
 
 def response_headers(
-    response: aiohttp.ClientResponse, extra: Mapping[str, str]
+    response: aiohttp.ClientResponse, extra: list[tuple[bytes, bytes]]
 ) -> list[tuple[bytes, bytes]]:
     """The upstream's end-to-end response headers (repeated ones kept), plus `extra`."""
-    connection_listed = {
-        t.strip().lower() for v in response.headers.getall("Connection", ()) for t in v.split(",")
-    }
-    out = [
-        (name, value)
-        for name, value in response.raw_headers
-        if (lowered := name.decode("latin-1").lower()) not in HOP_BY_HOP
-        and lowered not in connection_listed
-        # The gateway's own request id, and its server's Date (as nginx hides them too).
-        and lowered not in ("x-request-id", "date", "server")
-    ]
-    out.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
+    dropped = _NOT_PASSED_BACK
+    listed = response.headers.getall("Connection", ())
+    if listed:
+        dropped = dropped | {
+            t.strip().lower().encode("latin-1") for v in listed for t in v.split(",")
+        }
+    out = [(name, value) for name, value in response.raw_headers if name.lower() not in dropped]
+    out.extend(extra)
     return out

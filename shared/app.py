@@ -141,6 +141,7 @@ def create_app(
     lifespan_hooks: Sequence[LifespanHook] = (),
     telemetry: Telemetry | None = None,
     version: str = "0.1.0",
+    app_class: type[FastAPI] = FastAPI,
     readiness_timeout: float = DEFAULT_READINESS_TIMEOUT,
     render_error: ErrorRenderer = render_problem,
 ) -> FastAPI:
@@ -149,6 +150,8 @@ def create_app(
     `store` is an unopened store or a factory called with `settings.store_url`; it is opened
     in the lifespan, pinged by `/readyz` and closed on shutdown. Lifespan hooks run after
     the store opens, in order, and may add checks to `app.state.readiness_checks`.
+    `app_class` is a FastAPI subclass to build instead (the gateway's serves its proxied
+    routes before the middleware stack).
     """
 
     @asynccontextmanager
@@ -174,7 +177,7 @@ def create_app(
             )
             yield
 
-    app = FastAPI(
+    app = app_class(
         title=title,
         version=version,
         lifespan=lifespan,
@@ -364,21 +367,31 @@ def _incoming_request_id(scope: Scope) -> str | None:
     wanted = REQUEST_ID_HEADER.lower().encode()
     for name, value in scope.get("headers", ()):
         if name == wanted:
-            candidate = value.decode("latin-1")
-            return candidate if _VALID_REQUEST_ID.match(candidate) else None
+            return valid_request_id(value.decode("latin-1"))
     return None
 
 
-def serve(create: Callable[[SettingsT], FastAPI], settings_class: type[SettingsT]) -> None:
-    """Load settings, configure logging and run `create(settings)` with uvicorn."""
+def valid_request_id(candidate: str) -> str | None:
+    """A caller's `X-Request-ID` if it is short and harmless enough to echo and log."""
+    return candidate if _VALID_REQUEST_ID.match(candidate) else None
+
+
+def load_settings(settings_class: type[SettingsT]) -> SettingsT:
+    """The process's settings; an invalid configuration exits with status 2 and says why,
+    one line per setting, without a traceback."""
     try:
-        settings = get_settings(settings_class)
+        return get_settings(settings_class)
     except ValidationError as exc:
         print(f"{settings_class.__name__}: invalid configuration", file=sys.stderr)
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"]) or "settings"
             print(f"  {where}: {error['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def serve(create: Callable[[SettingsT], FastAPI], settings_class: type[SettingsT]) -> None:
+    """Load settings, configure logging and run `create(settings)` with uvicorn."""
+    settings = load_settings(settings_class)
     configure_logging(settings)
     uvicorn.run(
         create(settings),

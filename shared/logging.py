@@ -23,6 +23,8 @@ request_id_var: ContextVar[str | None] = ContextVar("huimin_request_id", default
 """The current request's id; set by the request-id middleware, read by every log record."""
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# Access logs in uvicorn's line format: uvicorn's own, and the gateway's (served by granian).
+_ACCESS_LOGGERS = ("uvicorn.access", "gateway.access")
 # Client libraries that log every request they send at INFO. The service called logs the
 # same request in its access log, and feed consumers poll every few seconds, so at INFO
 # these lines only drown the rest; they come back with HUIMIN_LOG_LEVEL=DEBUG.
@@ -49,7 +51,7 @@ class ContextFilter(logging.Filter):
         request_id = request_id_var.get()
         if request_id is not None:
             record.request_id = request_id
-        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+        if record.name in _ACCESS_LOGGERS and isinstance(record.args, tuple):
             _add_access_fields(record, record.args)
         return True
 

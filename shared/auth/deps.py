@@ -46,7 +46,11 @@ async def _keys_loaded(keys: JWKSCache) -> None:
 
 def bearer_token(request: Request) -> str:
     """The bearer token of the request (InvalidToken without one)."""
-    header = request.headers.get("authorization")
+    return parse_bearer(request.headers.get("authorization"))
+
+
+def parse_bearer(header: str | None) -> str:
+    """The token of an `Authorization: Bearer` header value (InvalidToken otherwise)."""
     if not header:
         raise InvalidToken("authentication required", missing=True)
     scheme, _, token = header.partition(" ")

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.app import create_gateway_app
 from gateway.resilience import BreakerState, CircuitBreaker, RetryBudget
-from tests.fixtures.gateway import DroppingUpstream, ThreadServer, UpstreamState, serving
+from tests.fixtures.gateway import DroppingUpstream, ThreadServer, UpstreamState, serving_gateway
 from tests.gateway.conftest import closed_url, gateway_client, settings_for
 
 
@@ -168,7 +168,7 @@ async def test_an_upstream_stalling_mid_body_aborts_the_response(
 ):
     app = create_gateway_app(settings_for(idp, upstream.url, read_timeout=0.5))
     try:
-        with serving(app) as gateway:
+        with serving_gateway(app) as gateway:
             async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
                 with pytest.raises(httpx.RemoteProtocolError):
                     await read_whole(client, "/tourism/gated")  # first chunk, then silence

@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import httpx
+
 from gateway.app import create_gateway_app
-from tests.fixtures.gateway import ThreadServer, UpstreamState, serving
+from tests.fixtures.gateway import ThreadServer, UpstreamState, serving_gateway
 from tests.gateway.conftest import gateway_client, settings_for
 
 
@@ -171,7 +173,7 @@ def test_a_real_server_does_not_normalise_traversal_for_the_gateway(
     idp, upstream: ThreadServer, upstream_state: UpstreamState
 ):
     app = create_gateway_app(settings_for(idp, upstream.url))
-    with serving(app) as gateway:
+    with serving_gateway(app) as gateway:
         traversal = _raw_http(
             gateway.port,
             b"GET /tourism/../registry/echo/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
@@ -190,3 +192,16 @@ def test_a_real_server_does_not_normalise_traversal_for_the_gateway(
     assert encoded.startswith(b"HTTP/1.1 400"), encoded[:200]
     assert injected.startswith(b"HTTP/1.1 400"), injected[:200]
     assert sum(upstream_state.calls.values()) == 0
+
+
+async def test_a_proxy_on_the_same_host_may_name_the_client(idp, upstream: ThreadServer):
+    # The server believes X-Forwarded-For from 127.0.0.1 only (a local load balancer), as
+    # uvicorn does; the gateway then forwards that address as the client's.
+    app = create_gateway_app(settings_for(idp, upstream.url))
+    with serving_gateway(app) as gateway:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+            response = await client.get(
+                "/tourism/echo/x", headers={"X-Forwarded-For": "203.0.113.9"}
+            )
+    assert response.status_code == 200
+    assert header(response.json(), "x-forwarded-for") == ["203.0.113.9"]

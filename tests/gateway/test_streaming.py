@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from gateway.app import create_gateway_app
-from tests.fixtures.gateway import ThreadServer, UpstreamState, serving
+from tests.fixtures.gateway import ThreadServer, UpstreamState, serving_gateway
 from tests.gateway.conftest import gateway_client, settings_for
 
 MiB = 1024 * 1024
@@ -19,7 +19,7 @@ async def test_response_is_streamed_before_the_upstream_finishes(
     idp, upstream: ThreadServer, upstream_state: UpstreamState
 ):
     app = create_gateway_app(settings_for(idp, upstream.url))
-    with serving(app) as gateway:
+    with serving_gateway(app) as gateway:
         async with (
             httpx.AsyncClient(base_url=gateway.url, timeout=30) as client,
             client.stream("GET", "/tourism/gated") as response,
@@ -53,7 +53,7 @@ async def test_request_body_is_streamed_before_the_client_finishes(
             digest.update(chunk)
             yield chunk
 
-    with serving(app) as gateway:
+    with serving_gateway(app) as gateway:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
             response = await client.post(
                 "/registry/echo/upload",
@@ -69,7 +69,7 @@ async def test_large_bodies_pass_intact_both_ways(idp, upstream: ThreadServer, t
     settings = settings_for(idp, upstream.url, max_body_bytes=64 * MiB)
     payload = bytes(range(256)) * (24 * MiB // 256)
     app = create_gateway_app(settings)
-    with serving(app) as gateway:
+    with serving_gateway(app) as gateway:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
             upload = await client.put(
                 "/registry/echo/big",
@@ -96,7 +96,7 @@ async def test_oversized_bodies_get_413_declared_or_chunked(
             yield b"x" * 500
 
     app = create_gateway_app(settings_for(idp, upstream.url, max_body_bytes=2000))
-    with serving(app) as gateway:
+    with serving_gateway(app) as gateway:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
             declared = await client.post("/registry/echo/x", content=b"x" * 5000, headers=auth)
             streamed = await client.post("/registry/echo/y", content=chunked(), headers=auth)

@@ -7,13 +7,18 @@ import secrets
 from pathlib import Path
 
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import ProxyTracerProvider
 
-from gateway.app import create_gateway_app
+from gateway.app import GatewayApp, create_gateway_app
+from gateway.proxy import spans_exported
 from services.health.app import create_health_app
 from services.health.settings import HealthSettings
 from shared.settings import build_settings
 from shared.telemetry import setup_telemetry
-from tests.fixtures.gateway import ThreadServer, serving
+from tests.fixtures.gateway import ThreadServer, serving, serving_gateway
 from tests.fixtures.health import new_patient
 from tests.gateway.conftest import SERVICES, gateway_client, settings_for
 from tools._server import free_port
@@ -62,7 +67,7 @@ def test_one_trace_spans_gateway_service_and_store(idp, tmp_path: Path):
         urls = {name: health.url for name in SERVICES}
         gateway_app = create_gateway_app(settings_for(idp, urls), telemetry=telemetry)
         with (
-            serving(gateway_app, port=gateway_port) as gateway,
+            serving_gateway(gateway_app, port=gateway_port) as gateway,
             httpx.Client(base_url=gateway.url, timeout=30) as client,
         ):
             created = client.post("/fhir/Patient", json=new_patient(), headers=headers)
@@ -130,3 +135,32 @@ async def test_cors_preflight_is_answered_at_the_edge(idp, upstream: ThreadServe
     assert simple.headers["access-control-allow-origin"] == "https://console.example"
     assert "RateLimit-Remaining" in simple.headers["access-control-expose-headers"]
     assert sum(upstream_state.calls.values()) == 1  # only the simple GET went upstream
+
+
+def test_spans_are_made_only_when_a_processor_would_receive_them() -> None:
+    silent = TracerProvider()
+    exporting = TracerProvider()
+    exporting.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    assert not spans_exported(silent)
+    assert spans_exported(exporting)
+    # Without the SDK nothing is recorded anyway; the API's spans cost nothing to make.
+    assert spans_exported(ProxyTracerProvider())
+
+
+async def test_without_an_exporter_the_trace_id_still_travels(idp, upstream: ThreadServer):
+    trace_id = secrets.token_hex(16)
+    incoming = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    async with gateway_client(settings_for(idp, upstream.url)) as (app, client):
+        assert isinstance(app, GatewayApp)
+        assert app.dispatch is not None
+        app.dispatch.spans_exported = lambda provider=None: False  # no OTEL_EXPORTER_* set
+        joined = await client.get("/tourism/echo/x", headers={"traceparent": incoming})
+        fresh = await client.get("/tourism/echo/x")
+    [sent] = [v for k, v in joined.json()["headers"] if k == "traceparent"]
+    assert sent.split("-")[1] == trace_id  # the caller's trace
+    assert sent != incoming  # under a span id of the gateway's
+    [made] = [v for k, v in fresh.json()["headers"] if k == "traceparent"]
+    version, new_trace, span_id, flags = made.split("-")
+    assert (version, flags) == ("00", "01")
+    assert int(new_trace, 16) != 0  # a new trace, with valid ids
+    assert int(span_id, 16) != 0

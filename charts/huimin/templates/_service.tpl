@@ -90,7 +90,8 @@ spec:
       {{- end }}
       securityContext:
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
-      # uvicorn drains in-flight requests for up to 10 s after SIGTERM (shared/app.py).
+      # After SIGTERM uvicorn (the services) drains in-flight requests for up to 10 s
+      # (shared/app.py); granian (the gateway) lets them finish, within this period.
       terminationGracePeriodSeconds: 30
       {{- if $root.Values.topologySpread }}
       topologySpreadConstraints:
