@@ -6,7 +6,9 @@ One run, on loopback, everything with one worker:
    for `--seconds` (10) after a short warm-up: straight to the upstream (a static nginx), through
    nginx as a reverse proxy, and through the gateway (`python -m gateway`, token validated at
    the edge); printed: requests/s, the ratio gateway/nginx (target >= 0.2) and the latency
-   each proxy adds over the direct call at p50 (target <= 2 ms) and p99;
+   each proxy adds over the direct call at p50 (target <= 2 ms) and p99; then the three
+   again with one connection for `--alone` (5) seconds: the latency a request itself gains
+   in each proxy, with no queue in front of it;
 2. a Redis-backed rate limit shared by two gateway processes: both hammered at once by
    anonymous callers (one bucket, `--limit` tokens, refilled negligibly), and the admitted
    count compared with the limit.
@@ -83,21 +85,40 @@ def _row(name: str, stats: Stats, direct: Stats | None) -> str:
     return f"| {name} | {stats.rate:,.0f} | {p50:.2f} | {p99:.2f} | {added} | {stats.error_count} |"
 
 
-def proxy_comparison(work: Path, seconds: float, conns: int) -> tuple[str, dict[str, Stats]]:
-    """Direct, nginx and gateway runs; returns the markdown table and the stats."""
+def _table(runs: dict[str, Stats]) -> list[str]:
+    return [
+        "| path | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |",
+        "|---|---|---|---|---|---|---|",
+        _row("direct to the upstream", runs["direct"], None),
+        _row("nginx proxy", runs["nginx"], runs["direct"]),
+        _row("gateway (JWT checked)", runs["gateway"], runs["direct"]),
+    ]
+
+
+def _added_p50(runs: dict[str, Stats]) -> float:
+    return (runs["gateway"].percentile(50) or 0.0) - (runs["direct"].percentile(50) or 0.0)
+
+
+def proxy_comparison(
+    work: Path, seconds: float, conns: int, alone: float
+) -> tuple[str, dict[str, Stats]]:
+    """Direct, nginx and gateway runs at `conns` connections, then (for `alone` seconds,
+    unless 0) at one; returns the markdown tables and the stats of the first."""
     issuer = DevIssuer(work / "issuer").start()
     upstream = NginxServer(work / "upstream", STATIC).start()
     proxy = NginxServer(work / "proxy", _proxy_body(upstream.url)).start()
     gateway = _gateway(work / "gateway", issuer.issuer, upstream.url)
+    urls = {
+        "direct": upstream.url + "/items/1",
+        "nginx": proxy.url + "/registry/items/1",
+        "gateway": gateway.url + "/registry/items/1",
+    }
     try:
-        token = TokenSource(issuer.issuer).token(valid_for=seconds * 4 + 60)
-        runs = {
-            "direct": _attack(work, "direct", upstream.url + "/items/1", seconds, conns, token),
-            "nginx": _attack(work, "nginx", proxy.url + "/registry/items/1", seconds, conns, token),
-            "gateway": _attack(
-                work, "gateway", gateway.url + "/registry/items/1", seconds, conns, token
-            ),
-        }
+        token = TokenSource(issuer.issuer).token(valid_for=(seconds + alone) * 4 + 60)
+        runs = {k: _attack(work, k, url, seconds, conns, token) for k, url in urls.items()}
+        single = (
+            {k: _attack(work, k, url, alone, 1, token) for k, url in urls.items()} if alone else {}
+        )
     finally:
         for server in (gateway, proxy, upstream, issuer):
             server.stop()
@@ -105,16 +126,23 @@ def proxy_comparison(work: Path, seconds: float, conns: int) -> tuple[str, dict[
     lines = [
         f"{conns} connections, {seconds:g} s per run, one worker each, vegeta on the same box.",
         "",
-        "| path | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |",
-        "|---|---|---|---|---|---|---|",
-        _row("direct to the upstream", runs["direct"], None),
-        _row("nginx proxy", runs["nginx"], runs["direct"]),
-        _row("gateway (JWT checked)", runs["gateway"], runs["direct"]),
+        *_table(runs),
         "",
         f"Ratio gateway/nginx: **{ratio:.2f}** (target >= 0.2). Added p50 of the gateway: "
-        f"**{(runs['gateway'].percentile(50) or 0) - (runs['direct'].percentile(50) or 0):.2f} ms**"
-        " (target <= 2 ms).",
+        f"**{_added_p50(runs):.2f} ms** (target <= 2 ms). At {conns} connections on one"
+        " worker a round trip is mostly waiting behind the others (about connections /"
+        " throughput), so the added latency there follows the throughput.",
     ]
+    if single:
+        lines += [
+            "",
+            f"One connection, {alone:g} s per run (each request sent when the last answer"
+            " came: the time a request itself spends in each proxy, no queue):",
+            "",
+            *_table(single),
+            "",
+            f"Added p50 of the gateway at one connection: **{_added_p50(single):.2f} ms**.",
+        ]
     return "\n".join(lines), runs
 
 
@@ -159,12 +187,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--limit", type=int, default=2000)
+    parser.add_argument(
+        "--alone", type=float, default=5.0, help="seconds per run at one connection (0: skip)"
+    )
     args = parser.parse_args()
     install()
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="huimin-bench-gateway-") as tmp:
         work = Path(tmp)
-        table, _ = proxy_comparison(work, args.seconds, args.connections)
+        table, _ = proxy_comparison(work, args.seconds, args.connections, args.alone)
         limit_line = shared_limit(work, args.limit, min(args.seconds, 5.0))
     text = "\n".join(
         [
