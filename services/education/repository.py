@@ -48,10 +48,11 @@ def instant(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def field_texts(body: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The searchable texts of a resource by field (names, keywords, descriptions)."""
+def field_texts(body: Mapping[str, Any], *, descriptions: bool = True) -> dict[str, list[str]]:
+    """The searchable texts of a resource by field (names, keywords, descriptions unless
+    left out)."""
     name = body.get("name") or {}
-    desc = body.get("description") or {}
+    desc = (body.get("description") or {}) if descriptions else {}
     return {
         "name": [v for v in (name.get("zh"), name.get("en")) if v],
         "keywords": list(body.get("keywords") or []),

@@ -93,11 +93,14 @@ def parse_text(q: str) -> TextQuery:
 
 
 def score(record: Record, text: TextQuery) -> int:
-    """The relevance of a candidate (see the module docstring). Each field text is folded
-    once: a CJK term (bigram or character) occurs where it is a substring of the folded
-    text, a word where it is one of the text's words (a lone letter anywhere), a prefix
-    where a word starts with it."""
-    fields = {name: [fold(v) for v in values] for name, values in field_texts(record.body).items()}
+    """The relevance of a candidate (see the module docstring). A CJK term (bigram or
+    character) occurs in a field where it is a substring of the folded text, a word where it
+    is one of the text's words (a lone letter anywhere), a prefix where a word starts with
+    it. A candidate holds every term (the index matched it), so a term found neither in its
+    names nor in its keywords is in its description: weight 1 without folding the longest
+    text of all."""
+    short = field_texts(record.body, descriptions=False)
+    fields = {name: [fold(v) for v in short[name]] for name in ("name", "keywords")}
     found: dict[str, set[str]] = {}
 
     def words_of(name: str) -> set[str]:
@@ -110,14 +113,14 @@ def score(record: Record, text: TextQuery) -> int:
             return any(term in f for f in fields[name])
         return term in words_of(name)
 
+    def starts(name: str, prefix: str) -> bool:
+        return any(w.startswith(prefix) for w in words_of(name))
+
     total = 0
     for term in text.exact:
-        total += max((WEIGHTS[f] for f in fields if holds(f, term)), default=0)
+        total += next((WEIGHTS[f] for f in fields if holds(f, term)), WEIGHTS["description"])
     for prefix in text.prefixes:
-        total += max(
-            (WEIGHTS[f] for f in fields if any(w.startswith(prefix) for w in words_of(f))),
-            default=0,
-        )
+        total += next((WEIGHTS[f] for f in fields if starts(f, prefix)), WEIGHTS["description"])
     if text.phrase and any(text.phrase in n for n in fields["name"]):
         total += PHRASE_BONUS
     return total
