@@ -25,7 +25,8 @@ Values with no match are left out unless selected.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -136,6 +137,16 @@ class Result:
     next_cursor: str | None
 
 
+def _facet_filters(c: Criteria, skip: str | None = None) -> list[Predicate]:
+    """The predicates of the chosen facet values (but those of `skip`)."""
+    out: list[Predicate] = []
+    for name, values in c.filters.items():
+        if values and name != skip:
+            key = FACETS[name][0]
+            out.append(Eq(key, values[0]) if len(values) == 1 else In(key, values))
+    return out
+
+
 class CatalogueSearch:
     """Searches the catalogue as a given viewer."""
 
@@ -154,10 +165,7 @@ class CatalogueSearch:
         # (repository.SPECS declares the facet keys and state coarse), so the text comes
         # first, then the narrowest filters, and the caller's visibility last.
         where: list[Predicate] = text.predicates() if text is not None else []
-        for name, values in c.filters.items():
-            if values and name != skip:
-                key = FACETS[name][0]
-                where.append(Eq(key, values[0]) if len(values) == 1 else In(key, values))
+        where += _facet_filters(c, skip)
         if c.mine:
             where.append(Eq("owner", viewer.sub or ""))
         if c.state is not None:
@@ -235,12 +243,21 @@ class CatalogueSearch:
         """The total and the facet counts: one tally with every filter (the total, and the
         counts of each facet nothing is chosen in), and one more per facet with a choice,
         without that facet's own filter (disjunctive facets)."""
-        chosen = {name for name, values in c.filters.items() if values}
+        chosen = [name for name, values in c.filters.items() if values]
         free = [name for name in FACETS if name not in chosen]
-        whole = await self._tally(viewer, c, text, free)
-        found = dict.fromkeys(free, whole)
-        for name in chosen:
-            found[name] = await self._tally(viewer, c, text, [name], skip=name)
+        if text is None:  # browsing: tallies of carried keys alone, each a lookup
+            whole = await self._tally(viewer, c, text, free)
+            found = dict.fromkeys(free, whole)
+            for name in chosen:
+                found[name] = await self._tally(viewer, c, text, [name], skip=name)
+        else:  # the matches of the text are found once for all the tallies
+            base = self._where(viewer, replace(c, filters={}), text)
+            asks: list[tuple[Sequence[Predicate], Sequence[str]]] = [
+                (_facet_filters(c), [FACETS[n][0] for n in free])
+            ]
+            asks += [(_facet_filters(c, skip=n), [FACETS[n][0]]) for n in chosen]
+            whole, *each = await self.repo.tallies(RESOURCES, base, asks)
+            found = dict.fromkeys(free, whole) | dict(zip(chosen, each, strict=True))
         out: dict[str, list[dict[str, Any]]] = {}
         for name, (key, vocabulary) in FACETS.items():
             counts = found[name].counts[key]

@@ -823,6 +823,82 @@ class SQLiteStore(Store):
         self._memo.put(memo, tally)
         return tally
 
+    @traced("tallies")
+    async def tallies(
+        self,
+        collection: str,
+        where: Sequence[Predicate],
+        asks: Sequence[tuple[Sequence[Predicate], Sequence[str]]],
+    ) -> list[Tally]:
+        spec = self.spec(collection)
+        for extra, keys in asks:
+            validate_tally(spec, [*where, *extra], keys)
+        found = self._carried_tallies(spec, where, asks)
+        if found is not None:
+            return found
+        return [await self.tally(collection, [*where, *extra], keys) for extra, keys in asks]
+
+    def _carried_tallies(
+        self,
+        spec: CollectionSpec,
+        where: Sequence[Predicate],
+        asks: Sequence[tuple[Sequence[Predicate], Sequence[str]]],
+    ) -> list[Tally] | None:
+        """Several carried tallies from one range of the driving rows, grouped by `x` once
+        (each ask's predicates and keys are bit tests and sums over the same groups), or
+        None where that does not apply: a key or an ask's predicate not carried, or no text
+        predicate in `where` to start from."""
+        carried = set(spec.carry)
+        if (
+            spec.name not in self._carried
+            or not asks
+            or any(not set(keys) <= carried for _, keys in asks)
+            or any(not predicate_keys(p) <= carried for extra, _ in asks for p in extra)
+        ):
+            return None
+        outer = [p for p in where if predicate_keys(p) <= carried]
+        inner = [p for p in where if not predicate_keys(p) <= carried]
+        drivers = self._text_drivers(spec, inner)
+        if not drivers:
+            return None
+        db = self.db
+        db.execute("BEGIN")  # one snapshot for the bits and the counts
+        try:
+            gen = carry.usable(db, spec)
+            if gen is None:
+                return None
+            memos = [(spec.name, gen, repr([*where, *extra]), tuple(keys)) for extra, keys in asks]
+            found: list[Tally | None] = [self._memo.get(m) for m in memos]
+            pending = [i for i, t in enumerate(found) if t is None]
+            if pending:
+                known = carry.bits(db, spec)
+                groups, args = self._carried_groups(spec, inner, drivers, outer, known)
+                columns: list[str] = []
+                layout: list[tuple[int, list[tuple[str, str]]]] = []
+                for i in pending:
+                    extra, keys = asks[i]
+                    only = " AND ".join(carry.condition(p, known, "x") for p in extra) or None
+                    sql, pairs = carry.sums(keys, known, only)
+                    columns.append(sql)
+                    layout.append((i, pairs))
+                row = db.execute(f"SELECT {', '.join(columns)} FROM ({groups})", args).fetchone()
+                at = 0
+                for i, pairs in layout:
+                    values = row[at : at + 1 + len(pairs)]
+                    at += 1 + len(pairs)
+                    counts: dict[str, dict[str, int]] = {k: {} for k in asks[i][1]}
+                    for (key, value), n in zip(pairs, values[1:], strict=True):
+                        if n:
+                            counts[key][value] = int(n)
+                    found[i] = Tally(int(values[0] or 0), counts)
+                    self._memo.put(memos[i], found[i])
+        except sqlite3.Error as exc:  # as in search
+            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        finally:
+            db.execute("COMMIT")
+        # Copies: callers may change what they get, the memo keeps its own.
+        return [Tally(t.total, {k: dict(v) for k, v in t.counts.items()}) for t in found if t]
+
     def _carried_groups(
         self,
         spec: CollectionSpec,

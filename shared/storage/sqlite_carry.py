@@ -245,14 +245,18 @@ def condition(pred: Predicate, known: Bits, col: str) -> str:
     return f"({col} & {mask}) != 0" if mask else "0"
 
 
-def sums(keys: Sequence[str], known: Bits) -> tuple[str, list[tuple[str, str]]]:
-    """The SELECT list summing `n` over groups of `x`: the total, then one sum per known
-    value of each key; and those (key, value) pairs in column order."""
-    columns = ["sum(n)"]
+def sums(
+    keys: Sequence[str], known: Bits, only: str | None = None
+) -> tuple[str, list[tuple[str, str]]]:
+    """The SELECT list summing `n` over groups of `x` (those meeting the bit test `only`,
+    if given): the total, then one sum per known value of each key; and those (key, value)
+    pairs in column order."""
+    columns = ["sum(n)" if only is None else f"sum(CASE WHEN {only} THEN n ELSE 0 END)"]
+    also = "" if only is None else f"{only} AND "
     pairs: list[tuple[str, str]] = []
     for (key, value), bit in sorted(known.items(), key=lambda kv: kv[1]):
         if key in keys:
-            columns.append(f"sum(CASE WHEN (x & {1 << bit}) != 0 THEN n ELSE 0 END)")
+            columns.append(f"sum(CASE WHEN {also}(x & {1 << bit}) != 0 THEN n ELSE 0 END)")
             pairs.append((key, value))
     return ", ".join(columns), pairs
 

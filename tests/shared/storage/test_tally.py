@@ -33,6 +33,7 @@ from shared.storage import (
     WriteOp,
     open_store,
 )
+from shared.storage import sqlite as sqlite_store
 from shared.storage.keys import terms
 
 # tag: multi-valued text; nid: single-valued text (unique); term: words of the name.
@@ -109,6 +110,28 @@ async def test_follows_updates_and_deletes(people) -> None:
     t = await people.tally([], ["tag"])
     assert t.total == 4
     assert tags(t) == {"blue": 1, "green": 2, "red": 1}
+
+
+async def test_tallies_are_one_tally_per_ask(store: Store, people) -> None:
+    """Several tallies of one set of matches: each as the tally of the matches and its own
+    predicates (a faceted search's total, and a chosen facet's counts without its filter)."""
+    for where in ([AllOf("term", terms("zhang"))], [], [Range("age", ge=30)]):
+        asks: list[tuple[list[Predicate], list[str]]] = [
+            ([], ["tag", "nid"]),
+            ([Eq("tag", "s|red")], ["nid"]),
+            ([Not(Eq("nid", "A1")), In("tag", ["s|blue", "s|green"])], ["tag"]),
+            ([Eq("nid", "nobody")], []),
+        ]
+        expected = [await store.tally("people", [*where, *extra], keys) for extra, keys in asks]
+        assert await store.tallies("people", where, asks) == expected
+        assert await store.tallies("people", where, []) == []
+
+
+async def test_bad_tallies_asks_are_refused(store: Store, people) -> None:
+    with pytest.raises(InvalidQuery):
+        await store.tallies("people", [], [([], ["age"])])
+    with pytest.raises(InvalidQuery):
+        await store.tallies("people", [], [([Eq("nope", 1)], ["tag"])])
 
 
 @pytest.mark.parametrize(
@@ -244,6 +267,37 @@ async def test_carried_tallies_agree_with_the_general_way(twins: Store, where) -
     slow = await twins.tally("plain", where, keys)
     assert fast == slow
     assert fast.total == await twins.count("carried", where)
+
+
+@pytest.mark.parametrize("where", TWIN_CASES, ids=[repr(w)[:60] for w in TWIN_CASES])
+async def test_carried_tallies_of_one_range_agree(
+    twins: Store, where, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several tallies from one grouped range of the driving rows give what one tally per
+    ask gives on a plain collection; where `where` has a text predicate, they are taken."""
+    taken: list[bool] = []
+    several = sqlite_store.SQLiteStore._carried_tallies
+
+    def spy(self: Any, *args: Any) -> Any:
+        found = several(self, *args)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(sqlite_store.SQLiteStore, "_carried_tallies", spy)
+    asks: list[tuple[list[Predicate], list[str]]] = [
+        ([Eq("color", "red"), In("size", ["s", "l"])], ["state"]),
+        ([In("size", ["s", "l"])], ["color"]),
+        ([Eq("color", "red")], ["size"]),
+        ([Not(Eq("state", "draft"))], ["color", "size"]),
+        ([], []),
+    ]
+    fast = await twins.tallies("carried", where, asks)
+    assert fast == await twins.tallies("plain", where, asks)
+    for (extra, keys), tally in zip(asks, fast, strict=True):
+        assert tally == await twins.tally("plain", [*where, *extra], keys)
+    text = [p for p in where if not isinstance(p, Not | AnyOf) and p.key == "term"]
+    assert taken[0] == bool(text)
+    assert await twins.tallies("carried", where, asks) == fast  # remembered
 
 
 async def test_carried_tallies_follow_changes(twins: Store) -> None:
