@@ -160,6 +160,8 @@ class CatalogueSearch:
         c: Criteria,
         text: TextQuery | None,
         skip: str | None = None,
+        *,
+        catch_all: bool = True,
     ) -> list[Predicate]:
         # Order matters: among predicates of equal rank the store drives by the first one
         # (repository.SPECS declares the facet keys and state coarse), so the text comes
@@ -171,7 +173,7 @@ class CatalogueSearch:
         if c.state is not None:
             where.append(Eq("state", c.state))
         where.extend(viewer.resource_scope())
-        if not where:  # an admin's unfiltered list: one range every resource satisfies
+        if not where and catch_all:  # an admin's unfiltered list: a range all resources meet
             where.append(Range("date", ge=_EPOCH))
         return where
 
@@ -245,13 +247,15 @@ class CatalogueSearch:
         without that facet's own filter (disjunctive facets)."""
         chosen = [name for name, values in c.filters.items() if values]
         free = [name for name in FACETS if name not in chosen]
-        if text is None:  # browsing: tallies of carried keys alone, each a lookup
+        # The matches without facet filters (the text, the caller's visibility) are found
+        # once for all the tallies.
+        base = self._where(viewer, replace(c, filters={}), text, catch_all=False)
+        if not base:  # an admin's filters alone: each tally on its own
             whole = await self._tally(viewer, c, text, free)
             found = dict.fromkeys(free, whole)
             for name in chosen:
                 found[name] = await self._tally(viewer, c, text, [name], skip=name)
-        else:  # the matches of the text are found once for all the tallies
-            base = self._where(viewer, replace(c, filters={}), text)
+        else:
             asks: list[tuple[Sequence[Predicate], Sequence[str]]] = [
                 (_facet_filters(c), [FACETS[n][0] for n in free])
             ]

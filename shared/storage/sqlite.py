@@ -469,7 +469,10 @@ class SQLiteStore(Store):
     def _rarest(
         self, spec: CollectionSpec, drivers: Sequence[tuple[Matcher, Predicate]]
     ) -> tuple[Matcher, Predicate]:
-        """The driver with the fewest rows (counted up to carry.RARITY_CAP; ties by rank)."""
+        """The driver with the fewest rows (counted up to carry.RARITY_CAP; ties by rank).
+        Coarse keys are left out while another key can drive (CollectionSpec.coarse)."""
+        fine = [d for d in drivers if d[0].rank < 10]  # _matchers ranks coarse keys 10 up
+        drivers = fine or drivers
         if len(drivers) == 1:
             return drivers[0]
         table = _q(spec.name + "__k")
@@ -844,10 +847,10 @@ class SQLiteStore(Store):
         where: Sequence[Predicate],
         asks: Sequence[tuple[Sequence[Predicate], Sequence[str]]],
     ) -> list[Tally] | None:
-        """Several carried tallies from one range of the driving rows, grouped by `x` once
-        (each ask's predicates and keys are bit tests and sums over the same groups), or
-        None where that does not apply: a key or an ask's predicate not carried, or no text
-        predicate in `where` to start from."""
+        """Several carried tallies from one set of groups by `x` (the driving rows' range,
+        or the maintained counts where `where` is on carried keys alone): each ask's
+        predicates and keys are bit tests and sums over the same groups. None where that
+        does not apply: a key or an ask's predicate not carried, or nothing to start from."""
         carried = set(spec.carry)
         if (
             spec.name not in self._carried
@@ -859,8 +862,10 @@ class SQLiteStore(Store):
         outer = [p for p in where if predicate_keys(p) <= carried]
         inner = [p for p in where if not predicate_keys(p) <= carried]
         drivers = self._text_drivers(spec, inner)
-        if not drivers:
-            return None
+        if (inner and not drivers) or not any(
+            isinstance(p, Eq | In | Prefix | AllOf | AnyOf) for p in where
+        ):
+            return None  # as in _carried_tally
         db = self.db
         db.execute("BEGIN")  # one snapshot for the bits and the counts
         try:
@@ -872,20 +877,33 @@ class SQLiteStore(Store):
             pending = [i for i, t in enumerate(found) if t is None]
             if pending:
                 known = carry.bits(db, spec)
-                groups, args = self._carried_groups(spec, inner, drivers, outer, known)
+                # Only groups some ask counts: fewer to sort and group.
+                some_of = [asks[i][0] for i in pending]
+                if any(not extra for extra in some_of):
+                    some_of = []
+                if drivers:
+                    groups, args = self._carried_groups(spec, inner, drivers, outer, known, some_of)
+                else:  # carried keys only: the maintained counts
+                    kept = " AND ".join(carry.condition(p, known, "x") for p in outer)
+                    if some_of:
+                        kept += " AND " + carry.some_of(some_of, known, "x")[0]
+                    groups = f"SELECT x, n FROM {_q(spec.name + '__xn')} WHERE n>0 AND {kept}"
+                    args = []
+                # The groups are found once; each ask keeps those meeting its bit tests
+                # before summing (one JSON array per ask: asks differ in their columns).
                 columns: list[str] = []
                 layout: list[tuple[int, list[tuple[str, str]]]] = []
                 for i in pending:
                     extra, keys = asks[i]
-                    only = " AND ".join(carry.condition(p, known, "x") for p in extra) or None
-                    sql, pairs = carry.sums(keys, known, only)
-                    columns.append(sql)
+                    only = " AND ".join(carry.condition(p, known, "x") for p in extra) or "1"
+                    sql, pairs = carry.sums(keys, known)
+                    columns.append(f"(SELECT json_array({sql}) FROM g WHERE {only})")
                     layout.append((i, pairs))
-                row = db.execute(f"SELECT {', '.join(columns)} FROM ({groups})", args).fetchone()
-                at = 0
-                for i, pairs in layout:
-                    values = row[at : at + 1 + len(pairs)]
-                    at += 1 + len(pairs)
+                row = db.execute(
+                    f"WITH g AS MATERIALIZED ({groups}) SELECT {', '.join(columns)}", args
+                ).fetchone()
+                for (i, pairs), column in zip(layout, row, strict=True):
+                    values = json.loads(column)
                     counts: dict[str, dict[str, int]] = {k: {} for k in asks[i][1]}
                     for (key, value), n in zip(pairs, values[1:], strict=True):
                         if n:
@@ -906,10 +924,11 @@ class SQLiteStore(Store):
         drivers: Sequence[tuple[Matcher, Predicate]],
         outer: Sequence[Predicate],
         known: carry.Bits,
+        some_of: Sequence[Sequence[Predicate]] = (),
     ) -> tuple[str, list[Any]]:
         """Matches grouped by their carried bits: the driving predicate's range of the
         (k, s, x, id) index, the other non-carried predicates checked per row, the carried
-        ones (`outer`) tested on the row's bits."""
+        ones (`outer`, and one of the sets `some_of` if given) tested on the row's bits."""
         first, driver = self._rarest(spec, drivers)
         plan = _Plan(spec, self._matchers)
         t = plan.alias("t")
@@ -918,6 +937,8 @@ class SQLiteStore(Store):
             (f"{t}.x IS NOT NULL AND {t}.s IS NOT NULL", ()),
             *((carry.condition(p, known, f"{t}.x"), ()) for p in outer),
         ]
+        if some_of:
+            conds.append(carry.some_of(some_of, known, f"{t}.x"))
         for p in inner:
             if isinstance(p, Not | AnyOf):
                 conds.append(plan.check(p, f"{t}.id"))

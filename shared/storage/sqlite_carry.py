@@ -48,7 +48,7 @@ BITS = 63  # bits 0..62 of a signed 64-bit integer
 # key's value `d` rides along too.
 ENCODING = "bits-2"
 # Counting a driving value's rows stops here: enough to tell a rare value from a common one.
-RARITY_CAP = 4096
+RARITY_CAP = 2048
 Bits = Mapping[tuple[str, str], int]  # (key, value) -> bit
 
 
@@ -245,18 +245,23 @@ def condition(pred: Predicate, known: Bits, col: str) -> str:
     return f"({col} & {mask}) != 0" if mask else "0"
 
 
-def sums(
-    keys: Sequence[str], known: Bits, only: str | None = None
-) -> tuple[str, list[tuple[str, str]]]:
-    """The SELECT list summing `n` over groups of `x` (those meeting the bit test `only`,
-    if given): the total, then one sum per known value of each key; and those (key, value)
-    pairs in column order."""
-    columns = ["sum(n)" if only is None else f"sum(CASE WHEN {only} THEN n ELSE 0 END)"]
-    also = "" if only is None else f"{only} AND "
+def some_of(
+    sets: Sequence[Sequence[Predicate]], known: Bits, col: str
+) -> tuple[str, tuple[Any, ...]]:
+    """Whether the bits in `col` meet every predicate of at least one of `sets` (each a
+    non-empty set of predicates on carried keys)."""
+    each = [" AND ".join(condition(p, known, col) for p in preds) for preds in sets]
+    return "(" + " OR ".join(f"({c})" for c in each) + ")", ()
+
+
+def sums(keys: Sequence[str], known: Bits) -> tuple[str, list[tuple[str, str]]]:
+    """The SELECT list summing `n` over groups of `x`: the total, then one sum per known
+    value of each key; and those (key, value) pairs in column order."""
+    columns = ["sum(n)"]
     pairs: list[tuple[str, str]] = []
     for (key, value), bit in sorted(known.items(), key=lambda kv: kv[1]):
         if key in keys:
-            columns.append(f"sum(CASE WHEN {also}(x & {1 << bit}) != 0 THEN n ELSE 0 END)")
+            columns.append(f"sum(CASE WHEN (x & {1 << bit}) != 0 THEN n ELSE 0 END)")
             pairs.append((key, value))
     return ", ".join(columns), pairs
 
