@@ -890,25 +890,14 @@ class SQLiteStore(Store):
                     groups = f"SELECT x, n FROM {_q(spec.name + '__xn')} WHERE n>0 AND {kept}"
                     args = []
                 # The groups are found once; each ask keeps those meeting its bit tests
-                # before summing (one JSON array per ask: asks differ in their columns).
-                columns: list[str] = []
-                layout: list[tuple[int, list[tuple[str, str]]]] = []
-                for i in pending:
-                    extra, keys = asks[i]
-                    only = " AND ".join(carry.condition(p, known, "x") for p in extra) or "1"
-                    sql, pairs = carry.sums(keys, known)
-                    columns.append(f"(SELECT json_array({sql}) FROM g WHERE {only})")
-                    layout.append((i, pairs))
+                # before counting (one JSON value per ask: asks differ in their columns).
+                columns = [carry.ask(asks[i][1], known, asks[i][0]) for i in pending]
                 row = db.execute(
-                    f"WITH g AS MATERIALIZED ({groups}) SELECT {', '.join(columns)}", args
+                    f"WITH g AS MATERIALIZED ({groups}) SELECT {', '.join(c for c, _ in columns)}",
+                    args,
                 ).fetchone()
-                for (i, pairs), column in zip(layout, row, strict=True):
-                    values = json.loads(column)
-                    counts: dict[str, dict[str, int]] = {k: {} for k in asks[i][1]}
-                    for (key, value), n in zip(pairs, values[1:], strict=True):
-                        if n:
-                            counts[key][value] = int(n)
-                    found[i] = Tally(int(values[0] or 0), counts)
+                for i, (_, decode), text in zip(pending, columns, row, strict=True):
+                    found[i] = decode(text)
                     self._memo.put(memos[i], found[i])
         except sqlite3.Error as exc:  # as in search
             raise InvalidQuery(f"query cannot be run: {exc}") from exc

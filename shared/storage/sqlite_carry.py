@@ -35,9 +35,10 @@ import json
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from shared.storage.model import Tally
 from shared.storage.query import AllOf, AnyOf, Eq, In, Not, Predicate, Prefix
 from shared.storage.schema import CollectionSpec
 
@@ -47,6 +48,9 @@ BITS = 63  # bits 0..62 of a signed 64-bit integer
 # What `_carry` records: a stored encoding of another kind is not used. bits-2: the walked
 # key's value `d` rides along too.
 ENCODING = "bits-2"
+# An ask of one key with this many values or more is counted by grouping on the key's bits
+# (one sort of the groups), not by a sum per value (a test of every group per value).
+GROUP_FROM = 9
 # Counting a driving value's rows stops here: enough to tell a rare value from a common one.
 RARITY_CAP = 2048
 Bits = Mapping[tuple[str, str], int]  # (key, value) -> bit
@@ -281,3 +285,41 @@ def after(col: str, value: Any, last_id: str) -> tuple[str, tuple[Any, ...]]:
     """Dated rows after (value, id) in walk order (largest value first, then by id), as a
     range the index seeks."""
     return f"{col}.d<=? AND NOT ({col}.d=? AND {col}.id<=?)", (value, value, last_id)
+
+
+def ask(
+    keys: Sequence[str], known: Bits, preds: Sequence[Predicate]
+) -> tuple[str, Callable[[str], Tally]]:
+    """One ask of `tallies` over the groups `g` (x, n): a scalar subquery giving its counts
+    as JSON, and what makes its Tally of that JSON."""
+    only = " AND ".join(condition(p, known, "x") for p in preds) or "1"
+    mine = {pair: bit for pair, bit in known.items() if pair[0] in keys}
+    if len(keys) == 1 and len(mine) >= GROUP_FROM:
+        mask = sum(1 << bit for bit in mine.values())
+        sql = (
+            "(SELECT json_group_array(json_array(c, m)) FROM"
+            f" (SELECT x & {mask} AS c, sum(n) AS m FROM g WHERE {only} GROUP BY 1))"
+        )
+
+        def grouped(text: str) -> Tally:
+            counts: dict[str, dict[str, int]] = {keys[0]: {}}
+            total = 0
+            for combination, n in json.loads(text):
+                total += n
+                for (key, value), bit in mine.items():
+                    if combination >> bit & 1:
+                        counts[key][value] = counts[key].get(value, 0) + n
+            return Tally(total, counts)
+
+        return sql, grouped
+    columns, pairs = sums(keys, known)
+
+    def summed(text: str) -> Tally:
+        values = json.loads(text)
+        counts: dict[str, dict[str, int]] = {k: {} for k in keys}
+        for (key, value), n in zip(pairs, values[1:], strict=True):
+            if n:
+                counts[key][value] = int(n)
+        return Tally(int(values[0] or 0), counts)
+
+    return f"(SELECT json_array({columns}) FROM g WHERE {only})", summed
