@@ -86,9 +86,13 @@ def create(db: sqlite3.Connection, spec: CollectionSpec) -> None:
         " WHERE s IS NOT NULL",
     ):
         db.execute(stmt)
-    if spec.walk:
+    row = db.execute("SELECT keys FROM _carry WHERE c=?", (c,)).fetchone()
+    empty = db.execute(f"SELECT 1 FROM {_q(c + '__k')} LIMIT 1").fetchone() is None
+    if spec.walk and (empty or (row is not None and row[0] == _wanted(spec))):
         # Walks of a value's rows in the walked key's order (largest first, then by id, as
-        # the general plan sorts), x at hand for the carried predicates.
+        # the general plan sorts), x at hand for the carried predicates. Not built over a
+        # store loaded by other code (its rows carry no d: `ready` says so): that would
+        # take minutes at open for an index no search could use.
         db.execute(
             f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_sd')} ON {_q(c + '__k')}"
             " (k, s, d DESC, id, x) WHERE s IS NOT NULL"

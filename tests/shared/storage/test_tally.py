@@ -4,6 +4,7 @@ each asked key how many matches hold it), on both adapters."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator, Mapping
@@ -354,3 +355,21 @@ async def test_a_store_filled_before_carrying_tallies_the_general_way(
             assert t.total == await s.count("items", [Prefix("term", "ap")])
             assert sum(t.counts["color"].values()) >= 1
     assert "tallies take the general way" in caplog.text
+
+
+async def test_a_store_filled_before_carrying_builds_no_walk_index(tmp_path: Path) -> None:
+    """Its key rows carry no walked values: the index that walks them is not built (on a
+    large store, minutes at open for nothing)."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    async with open_store(url, [item_spec("items", ())]) as s:
+        await s.write([Create("items", body) for body in items(20)])
+    walking = dataclasses.replace(item_spec("items", ("color",)), walk=("n",))
+    async with open_store(url, [walking]) as s:
+        assert isinstance(s, sqlite_store.SQLiteStore)
+        indexes = {r[0] for r in s.db.execute("SELECT name FROM sqlite_master")}
+        assert "items__k_sd" not in indexes
+        assert await s.count("items", [Prefix("term", "ap")]) >= 1
+    async with open_store(f"sqlite:///{tmp_path}/new.db", [walking]) as s:
+        assert isinstance(s, sqlite_store.SQLiteStore)
+        indexes = {r[0] for r in s.db.execute("SELECT name FROM sqlite_master")}
+        assert "items__k_sd" in indexes
