@@ -22,6 +22,7 @@ from shared.storage import (
     Record,
     RecordNotFound,
     Store,
+    Tally,
     Update,
     WriteOp,
     open_store,
@@ -48,10 +49,11 @@ def instant(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def field_texts(body: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The searchable texts of a resource by field (names, keywords, descriptions)."""
+def field_texts(body: Mapping[str, Any], *, descriptions: bool = True) -> dict[str, list[str]]:
+    """The searchable texts of a resource by field (names, keywords, descriptions unless
+    left out)."""
     name = body.get("name") or {}
-    desc = body.get("description") or {}
+    desc = (body.get("description") or {}) if descriptions else {}
     return {
         "name": [v for v in (name.get("zh"), name.get("en")) if v],
         "keywords": list(body.get("keywords") or []),
@@ -228,6 +230,15 @@ class EducationRepository(DocumentRepository):
     async def count(self, collection: str, where: Sequence[Predicate]) -> int:
         """How many live documents match."""
         return await self.store.count(collection, where)
+
+    async def tallies(
+        self,
+        collection: str,
+        where: Sequence[Predicate],
+        asks: Sequence[tuple[Sequence[Predicate], Sequence[str]]],
+    ) -> list[Tally]:
+        """One tally per ask `(predicates, keys)` of the matches of `where` (Store.tallies)."""
+        return await self.store.tallies(collection, where, asks)
 
     async def put_op(self, collection: str, id: str, body: Mapping[str, Any]) -> WriteOp:
         """The write that makes `body` the document `id`: a create, or an update at the

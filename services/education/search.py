@@ -25,7 +25,8 @@ Values with no match are left out unless selected.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -93,11 +94,14 @@ def parse_text(q: str) -> TextQuery:
 
 
 def score(record: Record, text: TextQuery) -> int:
-    """The relevance of a candidate (see the module docstring). Each field text is folded
-    once: a CJK term (bigram or character) occurs where it is a substring of the folded
-    text, a word where it is one of the text's words (a lone letter anywhere), a prefix
-    where a word starts with it."""
-    fields = {name: [fold(v) for v in values] for name, values in field_texts(record.body).items()}
+    """The relevance of a candidate (see the module docstring). A CJK term (bigram or
+    character) occurs in a field where it is a substring of the folded text, a word where it
+    is one of the text's words (a lone letter anywhere), a prefix where a word starts with
+    it. A candidate holds every term (the index matched it), so a term found neither in its
+    names nor in its keywords is in its description: weight 1 without folding the longest
+    text of all."""
+    short = field_texts(record.body, descriptions=False)
+    fields = {name: [fold(v) for v in short[name]] for name in ("name", "keywords")}
     found: dict[str, set[str]] = {}
 
     def words_of(name: str) -> set[str]:
@@ -110,14 +114,14 @@ def score(record: Record, text: TextQuery) -> int:
             return any(term in f for f in fields[name])
         return term in words_of(name)
 
+    def starts(name: str, prefix: str) -> bool:
+        return any(w.startswith(prefix) for w in words_of(name))
+
     total = 0
     for term in text.exact:
-        total += max((WEIGHTS[f] for f in fields if holds(f, term)), default=0)
+        total += next((WEIGHTS[f] for f in fields if holds(f, term)), WEIGHTS["description"])
     for prefix in text.prefixes:
-        total += max(
-            (WEIGHTS[f] for f in fields if any(w.startswith(prefix) for w in words_of(f))),
-            default=0,
-        )
+        total += next((WEIGHTS[f] for f in fields if starts(f, prefix)), WEIGHTS["description"])
     if text.phrase and any(text.phrase in n for n in fields["name"]):
         total += PHRASE_BONUS
     return total
@@ -133,6 +137,16 @@ class Result:
     next_cursor: str | None
 
 
+def _facet_filters(c: Criteria, skip: str | None = None) -> list[Predicate]:
+    """The predicates of the chosen facet values (but those of `skip`)."""
+    out: list[Predicate] = []
+    for name, values in c.filters.items():
+        if values and name != skip:
+            key = FACETS[name][0]
+            out.append(Eq(key, values[0]) if len(values) == 1 else In(key, values))
+    return out
+
+
 class CatalogueSearch:
     """Searches the catalogue as a given viewer."""
 
@@ -146,21 +160,20 @@ class CatalogueSearch:
         c: Criteria,
         text: TextQuery | None,
         skip: str | None = None,
+        *,
+        catch_all: bool = True,
     ) -> list[Predicate]:
         # Order matters: among predicates of equal rank the store drives by the first one
         # (repository.SPECS declares the facet keys and state coarse), so the text comes
         # first, then the narrowest filters, and the caller's visibility last.
         where: list[Predicate] = text.predicates() if text is not None else []
-        for name, values in c.filters.items():
-            if values and name != skip:
-                key = FACETS[name][0]
-                where.append(Eq(key, values[0]) if len(values) == 1 else In(key, values))
+        where += _facet_filters(c, skip)
         if c.mine:
             where.append(Eq("owner", viewer.sub or ""))
         if c.state is not None:
             where.append(Eq("state", c.state))
         where.extend(viewer.resource_scope())
-        if not where:  # an admin's unfiltered list: one range every resource satisfies
+        if not where and catch_all:  # an admin's unfiltered list: a range all resources meet
             where.append(Range("date", ge=_EPOCH))
         return where
 
@@ -232,12 +245,23 @@ class CatalogueSearch:
         """The total and the facet counts: one tally with every filter (the total, and the
         counts of each facet nothing is chosen in), and one more per facet with a choice,
         without that facet's own filter (disjunctive facets)."""
-        chosen = {name for name, values in c.filters.items() if values}
+        chosen = [name for name, values in c.filters.items() if values]
         free = [name for name in FACETS if name not in chosen]
-        whole = await self._tally(viewer, c, text, free)
-        found = dict.fromkeys(free, whole)
-        for name in chosen:
-            found[name] = await self._tally(viewer, c, text, [name], skip=name)
+        # The matches without facet filters (the text, the caller's visibility) are found
+        # once for all the tallies.
+        base = self._where(viewer, replace(c, filters={}), text, catch_all=False)
+        if not base:  # an admin's filters alone: each tally on its own
+            whole = await self._tally(viewer, c, text, free)
+            found = dict.fromkeys(free, whole)
+            for name in chosen:
+                found[name] = await self._tally(viewer, c, text, [name], skip=name)
+        else:
+            asks: list[tuple[Sequence[Predicate], Sequence[str]]] = [
+                (_facet_filters(c), [FACETS[n][0] for n in free])
+            ]
+            asks += [(_facet_filters(c, skip=n), [FACETS[n][0]]) for n in chosen]
+            whole, *each = await self.repo.tallies(RESOURCES, base, asks)
+            found = dict.fromkeys(free, whole) | dict(zip(chosen, each, strict=True))
         out: dict[str, list[dict[str, Any]]] = {}
         for name, (key, vocabulary) in FACETS.items():
             counts = found[name].counts[key]

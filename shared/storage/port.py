@@ -118,6 +118,18 @@ class Store(abc.ABC):
             values.pop(max(values))
         return KeyValues(values, more)
 
+    async def tallies(
+        self,
+        collection: str,
+        where: Sequence[Predicate],
+        asks: Sequence[tuple[Sequence[Predicate], Sequence[str]]],
+    ) -> list[Tally]:
+        """One tally per ask `(predicates, keys)`, each of the matches of `where` and the
+        ask's own predicates: a faceted search's total and the counts of each chosen facet
+        without its own filter. An adapter may find the matches of `where` once for all;
+        this one asks one tally each."""
+        return [await self.tally(collection, [*where, *extra], keys) for extra, keys in asks]
+
     @abc.abstractmethod
     async def write(self, ops: Sequence[WriteOp], events: Sequence[Event] = ()) -> list[Record]:
         """Apply every operation and append every event atomically: all or nothing."""

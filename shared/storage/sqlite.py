@@ -409,7 +409,9 @@ class SQLiteStore(Store):
     async def search(self, collection: str, query: Query) -> Page:
         spec = self.spec(collection)
         validate(spec, query)
-        rows = self._walk(spec, query)
+        rows = self._carried_walk(spec, query)
+        if rows is None:
+            rows = self._walk(spec, query)
         if rows is None:
             sql, args, _columns = self._streamed(spec, query) or self._select(spec, query)
             try:
@@ -424,6 +426,117 @@ class SQLiteStore(Store):
             cursor = encode_cursor(collection, query.sort, list(last[5:]), last[0])
         total = await self.count(collection, query.where) if query.count else None
         return Page([self._record(collection, r[:5]) for r in rows], cursor, total)
+
+    def _carried_walk(self, spec: CollectionSpec, query: Query) -> list[Any] | None:
+        """A page sorted on the walked key that a carrying collection keeps on its text key
+        rows (shared/storage/sqlite_carry.py), or None where that does not apply: the rows
+        of the rarest positive text value read in page order, stopping at the page."""
+        key = carry.walked(spec)
+        if (
+            key is None
+            or spec.name not in self._carried
+            or len(query.sort) != 1
+            or query.sort[0].key != key
+            or not query.sort[0].descending
+            or not 0 < query.limit <= WALK_MAX_LIMIT
+        ):
+            return None
+        drivers = self._text_drivers(spec, query.where)
+        if not drivers:
+            return None
+        db = self.db
+        db.execute("BEGIN")  # one snapshot: the bits, the page and its bodies
+        try:
+            if carry.usable(db, spec) is None:
+                return None
+            return self._carried_walked(spec, query, drivers)
+        except sqlite3.Error as exc:  # as in search
+            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        finally:
+            db.execute("COMMIT")
+
+    def _text_drivers(
+        self, spec: CollectionSpec, where: Sequence[Predicate]
+    ) -> list[tuple[Matcher, Predicate]]:
+        """The rows a search could start from: each positive predicate on a text key."""
+        return [
+            (m, p)
+            for p in where
+            if isinstance(p, Eq | In | Prefix | AllOf) and spec.keys[p.key] is KeyType.TEXT
+            for m in self._matchers(spec, p)
+        ]
+
+    def _rarest(
+        self, spec: CollectionSpec, drivers: Sequence[tuple[Matcher, Predicate]]
+    ) -> tuple[Matcher, Predicate]:
+        """The driver with the fewest rows (counted up to carry.RARITY_CAP; ties by rank).
+        Coarse keys are left out while another key can drive (CollectionSpec.coarse)."""
+        fine = [d for d in drivers if d[0].rank < 10]  # _matchers ranks coarse keys 10 up
+        drivers = fine or drivers
+        if len(drivers) == 1:
+            return drivers[0]
+        table = _q(spec.name + "__k")
+        return min(
+            drivers, key=lambda d: (carry.rarity(self.db, table, d[0].cond, d[0].args), d[0].rank)
+        )
+
+    def _carried_walked(
+        self,
+        spec: CollectionSpec,
+        query: Query,
+        drivers: Sequence[tuple[Matcher, Predicate]],
+    ) -> list[Any]:
+        first, driver = self._rarest(spec, drivers)
+        known = carry.bits(self.db, spec)
+        carried = set(spec.carry)
+        plan = _Plan(spec, self._matchers)
+        t = plan.alias("t")
+        conds: list[Fragment] = [(first.cond.format(t=t), first.args), (f"{t}.x IS NOT NULL", ())]
+        for p in query.where:
+            if predicate_keys(p) <= carried:
+                conds.append((carry.condition(p, known, f"{t}.x"), ()))
+            elif isinstance(p, Not | AnyOf):
+                conds.append(plan.check(p, f"{t}.id"))
+            else:
+                conds += [plan.exists(m, f"{t}.id") for m in self._matchers(spec, p) if m != first]
+        rows = f"{plan.kt} {t} INDEXED BY {_q(spec.name + '__k_sd')}"
+        # An In or a Prefix may match several rows of one record (of the same d).
+        head = f"SELECT {'DISTINCT ' if isinstance(driver, In | Prefix) else ''}{t}.id, {t}.d"
+        value, last_id = None, None
+        if query.cursor:
+            (value,), last_id = decode_cursor(spec.name, query.sort, query.cursor)
+        need = query.limit + 1
+        found: list[tuple[str, Any]] = []
+        if value is not None or last_id is None:  # the dated records, largest first
+            dated = [*conds, (f"{t}.d IS NOT NULL", ())]
+            if last_id is not None:
+                dated.append(carry.after(t, value, last_id))
+            where_sql, args = _join("AND", "1", dated)
+            found += self.db.execute(
+                f"{head} FROM {rows} WHERE {where_sql} ORDER BY {t}.d DESC, {t}.id LIMIT ?",
+                [*args, need],
+            ).fetchall()
+        if len(found) < need:  # then those without the key, by id (as the general plan)
+            undated = [*conds, (f"{t}.d IS NULL", ())]
+            if value is None and last_id is not None:
+                undated.append((f"{t}.id>?", (last_id,)))
+            where_sql, args = _join("AND", "1", undated)
+            found += self.db.execute(
+                f"{head} FROM {rows} WHERE {where_sql} ORDER BY {t}.id LIMIT ?",
+                [*args, need - len(found)],
+            ).fetchall()
+        if not found:
+            return []
+        ids = [i for i, _ in found]
+        docs = {
+            r[0]: r
+            for r in self.db.execute(
+                f"SELECT id, version, deleted, updated_at, body FROM {_q(spec.name)}"
+                f" WHERE id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+        }
+        return [(*docs[i], d) for i, d in found]
 
     def _walk(self, spec: CollectionSpec, query: Query) -> list[Any] | None:
         """A page walked in sort order (CollectionSpec.walk), or None where that does not
@@ -678,12 +791,7 @@ class SQLiteStore(Store):
         inner = [p for p in where if not predicate_keys(p) <= carried]
         if not any(isinstance(p, Eq | In | Prefix | AllOf | AnyOf) for p in outer + inner):
             return None  # only negations: the general way finds the live records
-        drivers = [
-            (m, p)
-            for p in inner
-            if isinstance(p, Eq | In | Prefix | AllOf) and spec.keys[p.key] is KeyType.TEXT
-            for m in self._matchers(spec, p)
-        ]
+        drivers = self._text_drivers(spec, inner)
         if inner and not drivers:
             return None
         db = self.db
@@ -692,16 +800,17 @@ class SQLiteStore(Store):
             gen = carry.usable(db, spec)
             if gen is None:
                 return None
+            # Exact while the generation stands (every write of the collection moves it):
+            # the same search asked again, by anyone, costs a lookup.
+            memo = (spec.name, gen, repr(list(where)), tuple(keys))
+            found = self._memo.get(memo)
+            if found is not None:  # a copy: callers may change what they get
+                return Tally(found.total, {k: dict(v) for k, v in found.counts.items()})
             known = carry.bits(db, spec)
-            memo: tuple[Any, ...] | None = None
             if drivers:
                 groups, args = self._carried_groups(spec, inner, drivers, outer, known)
             else:  # carried keys only: the maintained counts
                 kept = " AND ".join(carry.condition(p, known, "x") for p in outer)
-                memo = (spec.name, gen, kept, tuple(keys))
-                found = self._memo.get(memo)
-                if found is not None:  # a copy: callers may change what they get
-                    return Tally(found.total, {k: dict(v) for k, v in found.counts.items()})
                 groups, args = f"SELECT x, n FROM {_q(spec.name + '__xn')} WHERE n>0 AND {kept}", []
             columns, pairs = carry.sums(keys, known)
             row = db.execute(f"SELECT {columns} FROM ({groups})", args).fetchone()
@@ -714,9 +823,88 @@ class SQLiteStore(Store):
             if n:
                 counts[key][value] = int(n)
         tally = Tally(int(row[0] or 0), counts)
-        if memo is not None:
-            self._memo.put(memo, tally)
+        self._memo.put(memo, tally)
         return tally
+
+    @traced("tallies")
+    async def tallies(
+        self,
+        collection: str,
+        where: Sequence[Predicate],
+        asks: Sequence[tuple[Sequence[Predicate], Sequence[str]]],
+    ) -> list[Tally]:
+        spec = self.spec(collection)
+        for extra, keys in asks:
+            validate_tally(spec, [*where, *extra], keys)
+        found = self._carried_tallies(spec, where, asks)
+        if found is not None:
+            return found
+        return [await self.tally(collection, [*where, *extra], keys) for extra, keys in asks]
+
+    def _carried_tallies(
+        self,
+        spec: CollectionSpec,
+        where: Sequence[Predicate],
+        asks: Sequence[tuple[Sequence[Predicate], Sequence[str]]],
+    ) -> list[Tally] | None:
+        """Several carried tallies from one set of groups by `x` (the driving rows' range,
+        or the maintained counts where `where` is on carried keys alone): each ask's
+        predicates and keys are bit tests and sums over the same groups. None where that
+        does not apply: a key or an ask's predicate not carried, or nothing to start from."""
+        carried = set(spec.carry)
+        if (
+            spec.name not in self._carried
+            or not asks
+            or any(not set(keys) <= carried for _, keys in asks)
+            or any(not predicate_keys(p) <= carried for extra, _ in asks for p in extra)
+        ):
+            return None
+        outer = [p for p in where if predicate_keys(p) <= carried]
+        inner = [p for p in where if not predicate_keys(p) <= carried]
+        drivers = self._text_drivers(spec, inner)
+        if (inner and not drivers) or not any(
+            isinstance(p, Eq | In | Prefix | AllOf | AnyOf) for p in where
+        ):
+            return None  # as in _carried_tally
+        db = self.db
+        db.execute("BEGIN")  # one snapshot for the bits and the counts
+        try:
+            gen = carry.usable(db, spec)
+            if gen is None:
+                return None
+            memos = [(spec.name, gen, repr([*where, *extra]), tuple(keys)) for extra, keys in asks]
+            found: list[Tally | None] = [self._memo.get(m) for m in memos]
+            pending = [i for i, t in enumerate(found) if t is None]
+            if pending:
+                known = carry.bits(db, spec)
+                # Only groups some ask counts: fewer to sort and group.
+                some_of = [asks[i][0] for i in pending]
+                if any(not extra for extra in some_of):
+                    some_of = []
+                if drivers:
+                    groups, args = self._carried_groups(spec, inner, drivers, outer, known, some_of)
+                else:  # carried keys only: the maintained counts
+                    kept = " AND ".join(carry.condition(p, known, "x") for p in outer)
+                    if some_of:
+                        kept += " AND " + carry.some_of(some_of, known, "x")[0]
+                    groups = f"SELECT x, n FROM {_q(spec.name + '__xn')} WHERE n>0 AND {kept}"
+                    args = []
+                # The groups are found once; each ask keeps those meeting its bit tests
+                # before counting (one JSON value per ask: asks differ in their columns).
+                columns = [carry.ask(asks[i][1], known, asks[i][0]) for i in pending]
+                row = db.execute(
+                    f"WITH g AS MATERIALIZED ({groups}) SELECT {', '.join(c for c, _ in columns)}",
+                    args,
+                ).fetchone()
+                for i, (_, decode), text in zip(pending, columns, row, strict=True):
+                    found[i] = decode(text)
+                    self._memo.put(memos[i], found[i])
+        except sqlite3.Error as exc:  # as in search
+            raise InvalidQuery(f"query cannot be run: {exc}") from exc
+        finally:
+            db.execute("COMMIT")
+        # Copies: callers may change what they get, the memo keeps its own.
+        return [Tally(t.total, {k: dict(v) for k, v in t.counts.items()}) for t in found if t]
 
     def _carried_groups(
         self,
@@ -725,11 +913,12 @@ class SQLiteStore(Store):
         drivers: Sequence[tuple[Matcher, Predicate]],
         outer: Sequence[Predicate],
         known: carry.Bits,
+        some_of: Sequence[Sequence[Predicate]] = (),
     ) -> tuple[str, list[Any]]:
         """Matches grouped by their carried bits: the driving predicate's range of the
         (k, s, x, id) index, the other non-carried predicates checked per row, the carried
-        ones (`outer`) tested on the row's bits."""
-        first, driver = min(drivers, key=lambda d: d[0].rank)
+        ones (`outer`, and one of the sets `some_of` if given) tested on the row's bits."""
+        first, driver = self._rarest(spec, drivers)
         plan = _Plan(spec, self._matchers)
         t = plan.alias("t")
         conds: list[Fragment] = [
@@ -737,6 +926,8 @@ class SQLiteStore(Store):
             (f"{t}.x IS NOT NULL AND {t}.s IS NOT NULL", ()),
             *((carry.condition(p, known, f"{t}.x"), ()) for p in outer),
         ]
+        if some_of:
+            conds.append(carry.some_of(some_of, known, f"{t}.x"))
         for p in inner:
             if isinstance(p, Not | AnyOf):
                 conds.append(plan.check(p, f"{t}.id"))
@@ -888,18 +1079,20 @@ class SQLiteStore(Store):
         x = carry.encode(db, p.spec, p.keys) if p.spec.carry and p.keys else None
         if x is not None:
             carry.remember(db, p.spec, p.id, x)
+        walked = carry.walked(p.spec)
+        d = p.sort.get(walked, (None, None))[1] if walked else None
         rows: list[tuple[Any, ...]] = []
         for key, values in p.keys.items():
             kind = p.spec.keys[key]
             for v in values:
                 if kind is KeyType.TEXT:
-                    rows.append((p.id, key, v, None, None, x))
+                    rows.append((p.id, key, v, None, None, x, d))
                 elif kind is KeyType.SPAN:
-                    rows.append((p.id, key, None, v[0], v[1], None))
+                    rows.append((p.id, key, None, v[0], v[1], None, None))
                 else:
-                    rows.append((p.id, key, None, v, None, None))
+                    rows.append((p.id, key, None, v, None, None, None))
         db.executemany(
-            f"INSERT INTO {_q(c + '__k')} (id, k, s, n, hi, x) VALUES (?,?,?,?,?,?)", rows
+            f"INSERT INTO {_q(c + '__k')} (id, k, s, n, hi, x, d) VALUES (?,?,?,?,?,?,?)", rows
         )
         db.executemany(
             f"INSERT INTO {_q(c + '__s')} VALUES (?,?,?,?)",

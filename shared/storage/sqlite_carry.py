@@ -14,9 +14,19 @@ A tally whose keys are all carried is then:
 - with predicates on carried keys only (a catalogue browsed by its filters): a read of
   `<c>__xn`, however many records match.
 Either way, predicates on carried keys are bit tests on `x`, and the counts per value are
-sums over the groups, all in SQL. If a collection ever needs a 64th carried value, it is
-marked `overflow` and tallies take the general way from then on (until loaded again);
-likewise a collection that held records before its keys were first carried.
+sums over the groups, all in SQL. Both start from the rarest driving value (its rows
+counted up to RARITY_CAP), and an answer is remembered while the collection is unchanged.
+
+A collection that also walks a key (CollectionSpec.walk) carries that key's largest value
+(`d`, what "newest first" sorts by) on its text key rows too, indexed `(k, s, d DESC, id,
+x)`: a page sorted on it (a catalogue's newest matches of a word, the relevance candidates
+of a search, a browse by filters) is then the rarest driving value's rows read in page
+order, carried predicates tested on `x` and the others checked per row, stopping at the
+page, instead of finding and sorting every match.
+
+If a collection ever needs a 64th carried value, it is marked `overflow` and tallies and
+walks take the general way from then on (until loaded again); likewise a collection that
+held records before its keys were first carried (or carried in another encoding).
 """
 
 from __future__ import annotations
@@ -25,16 +35,24 @@ import json
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from shared.storage.model import Tally
 from shared.storage.query import AllOf, AnyOf, Eq, In, Not, Predicate, Prefix
 from shared.storage.schema import CollectionSpec
 
 log = logging.getLogger(__name__)
 
 BITS = 63  # bits 0..62 of a signed 64-bit integer
-ENCODING = "bits-1"  # what `_carry` records: a stored encoding of another kind is not used
+# What `_carry` records: a stored encoding of another kind is not used. bits-2: the walked
+# key's value `d` rides along too.
+ENCODING = "bits-2"
+# An ask of one key with this many values or more is counted by grouping on the key's bits
+# (one sort of the groups), not by a sum per value (a test of every group per value).
+GROUP_FROM = 9
+# Counting a driving value's rows stops here: enough to tell a rare value from a common one.
+RARITY_CAP = 2048
 Bits = Mapping[tuple[str, str], int]  # (key, value) -> bit
 
 
@@ -52,6 +70,8 @@ def create(db: sqlite3.Connection, spec: CollectionSpec) -> None:
     columns = {row[1] for row in db.execute(f"PRAGMA table_info({_q(c + '__k')})")}
     if "x" not in columns:  # a store created before carried values
         db.execute(f"ALTER TABLE {_q(c + '__k')} ADD COLUMN x INTEGER")
+    if "d" not in columns:  # a store created before carried walked values
+        db.execute(f"ALTER TABLE {_q(c + '__k')} ADD COLUMN d")
     if not spec.carry:
         return
     for stmt in (
@@ -66,10 +86,26 @@ def create(db: sqlite3.Connection, spec: CollectionSpec) -> None:
         " WHERE s IS NOT NULL",
     ):
         db.execute(stmt)
+    row = db.execute("SELECT keys FROM _carry WHERE c=?", (c,)).fetchone()
+    empty = db.execute(f"SELECT 1 FROM {_q(c + '__k')} LIMIT 1").fetchone() is None
+    if spec.walk and (empty or (row is not None and row[0] == _wanted(spec))):
+        # Walks of a value's rows in the walked key's order (largest first, then by id, as
+        # the general plan sorts), x at hand for the carried predicates. Not built over a
+        # store loaded by other code (its rows carry no d: `ready` says so): that would
+        # take minutes at open for an index no search could use.
+        db.execute(
+            f"CREATE INDEX IF NOT EXISTS {_q(c + '__k_sd')} ON {_q(c + '__k')}"
+            " (k, s, d DESC, id, x) WHERE s IS NOT NULL"
+        )
+
+
+def walked(spec: CollectionSpec) -> str | None:
+    """The key whose largest value a carrying collection keeps on its text key rows."""
+    return spec.walk[0] if spec.carry and spec.walk else None
 
 
 def _wanted(spec: CollectionSpec) -> str:
-    return json.dumps({"keys": list(spec.carry), "encoding": ENCODING})
+    return json.dumps({"keys": list(spec.carry), "encoding": ENCODING, "walk": walked(spec)})
 
 
 def ready(db: sqlite3.Connection, spec: CollectionSpec) -> bool:
@@ -217,6 +253,15 @@ def condition(pred: Predicate, known: Bits, col: str) -> str:
     return f"({col} & {mask}) != 0" if mask else "0"
 
 
+def some_of(
+    sets: Sequence[Sequence[Predicate]], known: Bits, col: str
+) -> tuple[str, tuple[Any, ...]]:
+    """Whether the bits in `col` meet every predicate of at least one of `sets` (each a
+    non-empty set of predicates on carried keys)."""
+    each = [" AND ".join(condition(p, known, col) for p in preds) for preds in sets]
+    return "(" + " OR ".join(f"({c})" for c in each) + ")", ()
+
+
 def sums(keys: Sequence[str], known: Bits) -> tuple[str, list[tuple[str, str]]]:
     """The SELECT list summing `n` over groups of `x`: the total, then one sum per known
     value of each key; and those (key, value) pairs in column order."""
@@ -227,3 +272,58 @@ def sums(keys: Sequence[str], known: Bits) -> tuple[str, list[tuple[str, str]]]:
             columns.append(f"sum(CASE WHEN (x & {1 << bit}) != 0 THEN n ELSE 0 END)")
             pairs.append((key, value))
     return ", ".join(columns), pairs
+
+
+def rarity(db: sqlite3.Connection, table: str, cond: str, args: Sequence[Any]) -> int:
+    """How many key rows satisfy a driving condition (`{t}` its alias), up to RARITY_CAP:
+    the store keeps no statistics, and a search driven by its rarest value reads the fewest
+    rows (a common word and a rare one: the rare one's rows, each checked for the other)."""
+    sql = (
+        f"SELECT count(*) FROM (SELECT 1 FROM {table} r WHERE {cond.format(t='r')}"
+        f" LIMIT {RARITY_CAP})"
+    )
+    return int(db.execute(sql, tuple(args)).fetchone()[0])
+
+
+def after(col: str, value: Any, last_id: str) -> tuple[str, tuple[Any, ...]]:
+    """Dated rows after (value, id) in walk order (largest value first, then by id), as a
+    range the index seeks."""
+    return f"{col}.d<=? AND NOT ({col}.d=? AND {col}.id<=?)", (value, value, last_id)
+
+
+def ask(
+    keys: Sequence[str], known: Bits, preds: Sequence[Predicate]
+) -> tuple[str, Callable[[str], Tally]]:
+    """One ask of `tallies` over the groups `g` (x, n): a scalar subquery giving its counts
+    as JSON, and what makes its Tally of that JSON."""
+    only = " AND ".join(condition(p, known, "x") for p in preds) or "1"
+    mine = {pair: bit for pair, bit in known.items() if pair[0] in keys}
+    if len(keys) == 1 and len(mine) >= GROUP_FROM:
+        mask = sum(1 << bit for bit in mine.values())
+        sql = (
+            "(SELECT json_group_array(json_array(c, m)) FROM"
+            f" (SELECT x & {mask} AS c, sum(n) AS m FROM g WHERE {only} GROUP BY 1))"
+        )
+
+        def grouped(text: str) -> Tally:
+            counts: dict[str, dict[str, int]] = {keys[0]: {}}
+            total = 0
+            for combination, n in json.loads(text):
+                total += n
+                for (key, value), bit in mine.items():
+                    if combination >> bit & 1:
+                        counts[key][value] = counts[key].get(value, 0) + n
+            return Tally(total, counts)
+
+        return sql, grouped
+    columns, pairs = sums(keys, known)
+
+    def summed(text: str) -> Tally:
+        values = json.loads(text)
+        counts: dict[str, dict[str, int]] = {k: {} for k in keys}
+        for (key, value), n in zip(pairs, values[1:], strict=True):
+            if n:
+                counts[key][value] = int(n)
+        return Tally(int(values[0] or 0), counts)
+
+    return f"(SELECT json_array({columns}) FROM g WHERE {only})", summed

@@ -4,6 +4,7 @@ each asked key how many matches hold it), on both adapters."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator, Mapping
@@ -33,6 +34,7 @@ from shared.storage import (
     WriteOp,
     open_store,
 )
+from shared.storage import sqlite as sqlite_store
 from shared.storage.keys import terms
 
 # tag: multi-valued text; nid: single-valued text (unique); term: words of the name.
@@ -109,6 +111,28 @@ async def test_follows_updates_and_deletes(people) -> None:
     t = await people.tally([], ["tag"])
     assert t.total == 4
     assert tags(t) == {"blue": 1, "green": 2, "red": 1}
+
+
+async def test_tallies_are_one_tally_per_ask(store: Store, people) -> None:
+    """Several tallies of one set of matches: each as the tally of the matches and its own
+    predicates (a faceted search's total, and a chosen facet's counts without its filter)."""
+    for where in ([AllOf("term", terms("zhang"))], [], [Range("age", ge=30)]):
+        asks: list[tuple[list[Predicate], list[str]]] = [
+            ([], ["tag", "nid"]),
+            ([Eq("tag", "s|red")], ["nid"]),
+            ([Not(Eq("nid", "A1")), In("tag", ["s|blue", "s|green"])], ["tag"]),
+            ([Eq("nid", "nobody")], []),
+        ]
+        expected = [await store.tally("people", [*where, *extra], keys) for extra, keys in asks]
+        assert await store.tallies("people", where, asks) == expected
+        assert await store.tallies("people", where, []) == []
+
+
+async def test_bad_tallies_asks_are_refused(store: Store, people) -> None:
+    with pytest.raises(InvalidQuery):
+        await store.tallies("people", [], [([], ["age"])])
+    with pytest.raises(InvalidQuery):
+        await store.tallies("people", [], [([Eq("nope", 1)], ["tag"])])
 
 
 @pytest.mark.parametrize(
@@ -246,6 +270,43 @@ async def test_carried_tallies_agree_with_the_general_way(twins: Store, where) -
     assert fast.total == await twins.count("carried", where)
 
 
+SEVERAL_CASES = [*TWIN_CASES, [Range("n", ge=3)], [Not(Eq("state", "draft"))]]
+
+
+@pytest.mark.parametrize("where", SEVERAL_CASES, ids=[repr(w)[:60] for w in SEVERAL_CASES])
+async def test_carried_tallies_of_one_range_agree(
+    twins: Store, where, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several tallies from one set of groups give what one tally per ask gives on a plain
+    collection. They are taken where `where` has a text predicate to start from, or is on
+    carried keys alone (the maintained counts), not for a range or negations alone."""
+    taken: list[bool] = []
+    several = sqlite_store.SQLiteStore._carried_tallies
+
+    def spy(self: Any, *args: Any) -> Any:
+        found = several(self, *args)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(sqlite_store.SQLiteStore, "_carried_tallies", spy)
+    asks: list[tuple[list[Predicate], list[str]]] = [
+        ([Eq("color", "red"), In("size", ["s", "l"])], ["state"]),
+        ([In("size", ["s", "l"])], ["color"]),
+        ([Eq("color", "red")], ["size"]),
+        ([Not(Eq("state", "draft"))], ["color", "size"]),
+        ([], []),
+    ]
+    # Asks with predicates of their own only (then only the groups that some ask counts
+    # are formed), then one more without (the others remembered).
+    for chosen in (asks[:4], asks):
+        fast = await twins.tallies("carried", where, chosen)
+        assert fast == await twins.tallies("plain", where, chosen)
+        for (extra, keys), tally in zip(chosen, fast, strict=True):
+            assert tally == await twins.tally("plain", [*where, *extra], keys)
+        assert await twins.tallies("carried", where, chosen) == fast  # remembered
+    assert taken[0] == (where not in SEVERAL_CASES[-2:])
+
+
 async def test_carried_tallies_follow_changes(twins: Store) -> None:
     browse: list[Predicate] = [Eq("size", "m")]
     before = await twins.tally("carried", browse, ["state"])  # remembered (maintained counts)
@@ -294,3 +355,21 @@ async def test_a_store_filled_before_carrying_tallies_the_general_way(
             assert t.total == await s.count("items", [Prefix("term", "ap")])
             assert sum(t.counts["color"].values()) >= 1
     assert "tallies take the general way" in caplog.text
+
+
+async def test_a_store_filled_before_carrying_builds_no_walk_index(tmp_path: Path) -> None:
+    """Its key rows carry no walked values: the index that walks them is not built (on a
+    large store, minutes at open for nothing)."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    async with open_store(url, [item_spec("items", ())]) as s:
+        await s.write([Create("items", body) for body in items(20)])
+    walking = dataclasses.replace(item_spec("items", ("color",)), walk=("n",))
+    async with open_store(url, [walking]) as s:
+        assert isinstance(s, sqlite_store.SQLiteStore)
+        indexes = {r[0] for r in s.db.execute("SELECT name FROM sqlite_master")}
+        assert "items__k_sd" not in indexes
+        assert await s.count("items", [Prefix("term", "ap")]) >= 1
+    async with open_store(f"sqlite:///{tmp_path}/new.db", [walking]) as s:
+        assert isinstance(s, sqlite_store.SQLiteStore)
+        indexes = {r[0] for r in s.db.execute("SELECT name FROM sqlite_master")}
+        assert "items__k_sd" in indexes

@@ -1,6 +1,8 @@
 """The embedded store's walks (CollectionSpec.walk): a page sorted descending on a walked
 key is read in that order and must equal, page by page and cursor by cursor, what the
-general plan (every match found, then sorted) answers on the same data."""
+general plan (every match found, then sorted) answers on the same data. So must the walks
+of a collection that also carries keys (CollectionSpec.carry), which read the rarest
+driving value's key rows in the walked key's order (shared/storage/sqlite_carry.py)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from shared.storage import (
     Range,
     Sort,
     Store,
+    Update,
     WriteOp,
     open_store,
 )
@@ -48,8 +51,8 @@ def keys(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def spec(name: str, walk: tuple[str, ...]) -> CollectionSpec:
-    """The same collection, walked or not."""
+def spec(name: str, walk: tuple[str, ...], carry: tuple[str, ...] = ()) -> CollectionSpec:
+    """The same collection, walked or not, carrying its state or not."""
     return CollectionSpec(
         name=name,
         keys={
@@ -61,11 +64,14 @@ def spec(name: str, walk: tuple[str, ...]) -> CollectionSpec:
         extract=keys,
         coarse=frozenset({"state"}),
         walk=walk,
+        carry=carry,
     )
 
 
 WALKED = spec("walked", ("date", "rank"))
+CARRIED = spec("carried", ("date", "rank"), ("state",))
 PLAIN = spec("plain", ())
+COLLECTIONS = ("walked", "carried", "plain")
 WORDS = ["alpha", "beta", "gamma", "delta", "数学", "函数"]
 
 
@@ -92,9 +98,9 @@ async def twins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     monkeypatch.setattr(sqlite_store, "WALK_MIN_DRIVER", 10)
     monkeypatch.setattr(sqlite_store, "WALK_BUDGET", 120)
     monkeypatch.setattr(sqlite_store, "WALK_PROBE", 30)
-    async with open_store(f"sqlite:///{tmp_path}/walk.db", [WALKED, PLAIN]) as s:
+    async with open_store(f"sqlite:///{tmp_path}/walk.db", [WALKED, CARRIED, PLAIN]) as s:
         data = bodies(400)
-        for c in ("walked", "plain"):
+        for c in COLLECTIONS:
             ops: list[WriteOp] = [Create(c, b, id=f"r{i:04d}") for i, b in enumerate(data)]
             await s.write(ops[:200])
             await s.write(ops[200:])
@@ -110,6 +116,8 @@ CASES: list[list[Predicate]] = [
     [AllOf("term", ["delta"]), AnyOf([Eq("rank", 3), Eq("state", "draft")])],
     [AllOf("term", ["gamma"]), Range("date", ge=START + timedelta(hours=50))],
     [Eq("state", "draft"), AllOf("term", ["beta", "gamma", "delta"])],  # sparse: budget runs out
+    [In("term", ["alpha", "数学"]), Eq("state", "draft")],
+    [AllOf("term", ["nothing"])],
 ]
 
 
@@ -128,11 +136,12 @@ async def pages(store: Store, collection: str, query: Query) -> list[list[str]]:
 @pytest.mark.parametrize("where", CASES, ids=[repr(w)[:60] for w in CASES])
 @pytest.mark.parametrize("key", ["date", "rank"])
 @pytest.mark.parametrize("limit", [1, 7, 50])
-async def test_walked_pages_equal_sorted_pages(twins: Store, where, key, limit) -> None:
+@pytest.mark.parametrize("collection", ["walked", "carried"])
+async def test_walked_pages_equal_sorted_pages(twins: Store, where, key, limit, collection) -> None:
     query = Query(where=where, sort=[Sort(key, descending=True)], limit=limit)
-    walked = await pages(twins, "walked", query)
+    walked = await pages(twins, collection, query)
     assert walked == await pages(twins, "plain", query)
-    assert sum(len(p) for p in walked) == await twins.count("walked", where)
+    assert sum(len(p) for p in walked) == await twins.count("plain", where)
 
 
 async def test_walks_are_taken_and_fall_back(twins: Store, monkeypatch) -> None:
@@ -152,13 +161,36 @@ async def test_walks_are_taken_and_fall_back(twins: Store, monkeypatch) -> None:
     assert walks == [True, False]
 
 
-async def test_walks_see_changes(twins: Store) -> None:
+async def test_carried_walks_are_taken_where_they_apply(twins: Store, monkeypatch) -> None:
+    """Sorted on the carried walked key with a text predicate to start from: walked by its
+    carried rows; sorted on another key, or without a text predicate: not."""
+    taken: list[bool] = []
+    walk = sqlite_store.SQLiteStore._carried_walk
+
+    def spy(self: Any, spec: CollectionSpec, query: Query) -> Any:
+        rows = walk(self, spec, query)
+        taken.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(sqlite_store.SQLiteStore, "_carried_walk", spy)
+    by_date, by_rank = [Sort("date", descending=True)], [Sort("rank", descending=True)]
+    await twins.search("carried", Query(where=CASES[-3], sort=by_date, limit=5))
+    await twins.search("carried", Query(where=[Eq("state", "draft")], sort=by_date, limit=5))
+    await twins.search("carried", Query(where=CASES[2], sort=by_rank, limit=5))
+    await twins.search("carried", Query(where=[Range("rank", ge=2)], sort=by_date, limit=5))
+    await twins.search("walked", Query(where=CASES[2], sort=by_date, limit=5))
+    assert taken == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize("collection", ["walked", "carried"])
+async def test_walks_see_changes(twins: Store, collection: str) -> None:
     query = Query(where=[AllOf("term", ["alpha"])], sort=[Sort("date", descending=True)])
-    first = (await twins.search("walked", query)).items
-    for c in ("walked", "plain"):
+    first = (await twins.search(collection, query)).items
+    for c in (collection, "plain"):
         await twins.write([Delete(c, r.id) for r in first[:3]])
         await twins.write(
             [Create(c, {**first[5].body, "date": "2030-01-01T00:00:00+00:00"}, id="new")]
         )
-    assert await pages(twins, "walked", query) == await pages(twins, "plain", query)
-    assert (await twins.search("walked", query)).items[0].id == "new"
+        await twins.write([Update(c, first[6].id, {**first[6].body, "date": None})])
+    assert await pages(twins, collection, query) == await pages(twins, "plain", query)
+    assert (await twins.search(collection, query)).items[0].id == "new"
