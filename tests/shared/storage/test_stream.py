@@ -4,7 +4,6 @@ and cursor by cursor, what the general plan (every match found, then sorted) ans
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ from shared.storage import (
     open_store,
 )
 from shared.storage import sqlite as sqlite_store
+from tests.shared.storage.paging import pages
 
 
 def keys(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,18 +103,6 @@ CASES: list[list[Predicate]] = [
     [In("kind", ["a", "b"]), Eq("state", "on")],  # two values: the general plan
     [AllOf("word", ["x", "y"])],  # not one value: the general plan
 ]
-
-
-async def pages(store: Store, collection: str, query: Query) -> list[list[str]]:
-    """Every page of a query, following cursors."""
-    out: list[list[str]] = []
-    cursor: str | None = None
-    while True:
-        page = await store.search(collection, dataclasses.replace(query, cursor=cursor))
-        out.append([r.id for r in page.items])
-        cursor = page.next_cursor
-        if cursor is None or len(out) > 1000:
-            return out
 
 
 @pytest.mark.parametrize("where", CASES, ids=[repr(w)[:60] for w in CASES])

@@ -6,7 +6,6 @@ driving value's key rows in the walked key's order (shared/storage/sqlite_carry.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from shared.storage import (
 )
 from shared.storage import sqlite as sqlite_store
 from shared.storage.keys import terms
+from tests.shared.storage.paging import pages
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -119,18 +119,6 @@ CASES: list[list[Predicate]] = [
     [In("term", ["alpha", "数学"]), Eq("state", "draft")],
     [AllOf("term", ["nothing"])],
 ]
-
-
-async def pages(store: Store, collection: str, query: Query) -> list[list[str]]:
-    """Every page of a query, following cursors."""
-    out: list[list[str]] = []
-    cursor: str | None = None
-    while True:
-        page = await store.search(collection, dataclasses.replace(query, cursor=cursor))
-        out.append([r.id for r in page.items])
-        cursor = page.next_cursor
-        if cursor is None or len(out) > 1000:
-            return out
 
 
 @pytest.mark.parametrize("where", CASES, ids=[repr(w)[:60] for w in CASES])
