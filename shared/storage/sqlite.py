@@ -527,6 +527,11 @@ class SQLiteStore(Store):
             ).fetchall()
         if not found:
             return []
+        return self._with_documents(spec, found)
+
+    def _with_documents(self, spec: CollectionSpec, found: list[tuple[str, Any]]) -> list[Any]:
+        """The rows of a page found on the index, `(id, sort value)` in page order, with their
+        documents (one read for the page): `(id, version, deleted, updated_at, body, value)`."""
         ids = [i for i, _ in found]
         docs = {
             r[0]: r
@@ -536,7 +541,7 @@ class SQLiteStore(Store):
                 ids,
             )
         }
-        return [(*docs[i], d) for i, d in found]
+        return [(*docs[i], value) for i, value in found]
 
     def _walk(self, spec: CollectionSpec, query: Query) -> list[Any] | None:
         """A page walked in sort order (CollectionSpec.walk), or None where that does not
@@ -630,17 +635,7 @@ class SQLiteStore(Store):
         else:
             return None
         # Bodies are read for the page only.
-        ids = [i for i, _ in found]
-        marks = ",".join("?" * len(ids))
-        docs = {
-            r[0]: r
-            for r in self.db.execute(
-                f"SELECT id, version, deleted, updated_at, body FROM {_q(spec.name)}"
-                f" WHERE id IN ({marks})",
-                ids,
-            )
-        }
-        return [(*docs[i], hi) for i, hi in found]
+        return self._with_documents(spec, found)
 
     def _streamed(
         self, spec: CollectionSpec, query: Query
