@@ -34,8 +34,14 @@ from starlette.types import Message, Receive, Scope, Send
 from gateway.edge import admit, authenticate
 from gateway.proxy import spans_exported, upstream_headers, upstream_path
 from gateway.routes import RouteSpec, RouteTable
-from shared.app import REQUEST_ID_HEADER, valid_request_id
-from shared.errors import HuiminError, MethodNotAllowed, PayloadTooLarge, problem_response
+from shared.app import (
+    REQUEST_ID_HEADER,
+    counting_receive,
+    declared_length,
+    payload_too_large,
+    valid_request_id,
+)
+from shared.errors import HuiminError, MethodNotAllowed, problem_response
 from shared.logging import request_id_var
 from shared.metrics import HttpMetrics
 
@@ -299,33 +305,10 @@ class ProxyDispatch:
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         """`receive`, refusing bodies over the limit: up front when declared, else counted."""
-        limit = self.max_body
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    break
-                if declared > limit:
-                    raise _too_large(limit)
-                break
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                # Chunked bodies declare no length: count what actually arrives.
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _too_large(limit)
-            return message
-
-        return limited_receive
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.", max_bytes=limit)
+        declared = declared_length(scope)
+        if declared is not None and declared > self.max_body:
+            raise payload_too_large(self.max_body)
+        return counting_receive(receive, self.max_body, payload_too_large)
 
 
 def _first(scope: Scope, wanted: bytes) -> str | None:

@@ -302,11 +302,48 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+def payload_too_large(max_bytes: int) -> PayloadTooLarge:
+    """The 413 problem of a request body over `max_bytes`."""
+    return PayloadTooLarge(
+        f"The request body exceeds the limit of {max_bytes} bytes.", max_bytes=max_bytes
+    )
+
+
 class _BodyTooLarge(StarletteHTTPException):
     # An HTTPException, because FastAPI turns any other error raised while it reads the
     # body into a 400; shared.errors renders it as the payload-too-large problem.
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"The request body exceeds the limit of {max_bytes} bytes.")
+        super().__init__(413, payload_too_large(max_bytes).detail)
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length, if it declares a valid one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def counting_receive(
+    receive: Receive, max_bytes: int, too_large: Callable[[int], Exception]
+) -> Receive:
+    """`receive`, raising `too_large(max_bytes)` once the body read exceeds `max_bytes`:
+    chunked bodies declare no length, so what actually arrives is counted."""
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise too_large(max_bytes)
+        return message
+
+    return limited_receive
 
 
 class BodyLimitMiddleware:
@@ -329,38 +366,13 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = declared_length(scope)
         if declared is not None and declared > self.max_bytes:
-            error = PayloadTooLarge(
-                f"The request body exceeds the limit of {self.max_bytes} bytes.",
-                max_bytes=self.max_bytes,
-            )
+            error = payload_too_large(self.max_bytes)
             response = self.render_error(error, Request(scope).url.path)
             await response(scope, receive, send)
             return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                # Chunked bodies declare no length: count what actually arrives.
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge(self.max_bytes)
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+        await self.app(scope, counting_receive(receive, self.max_bytes, _BodyTooLarge), send)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
