@@ -66,8 +66,9 @@ class GatewayApp(FastAPI):
 
 
 class NamedRoute(Route):
-    """A plain Starlette route (no FastAPI dependency machinery on the proxy's hot path) that
-    still names itself in the scope, as FastAPI's routes do, so metrics label it by template."""
+    """A plain Starlette route (the merged `/openapi.json`, which replaces FastAPI's own)
+    that still names itself in the scope, as FastAPI's routes do, so metrics label it by
+    template."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """Starlette's match, plus `route` in the child scope."""
