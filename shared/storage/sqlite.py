@@ -449,7 +449,8 @@ class SQLiteStore(Store):
         try:
             if carry.usable(db, spec) is None:
                 return None
-            return self._carried_walked(spec, query, drivers)
+            query = dataclasses.replace(query, where=carry.exact_prefixes(db, spec, query.where))
+            return self._carried_walked(spec, query, self._text_drivers(spec, query.where))
         except sqlite3.Error as exc:  # as in search
             raise InvalidQuery(f"query cannot be run: {exc}") from exc
         finally:
@@ -802,6 +803,8 @@ class SQLiteStore(Store):
             if found is not None:  # a copy: callers may change what they get
                 return Tally(found.total, {k: dict(v) for k, v in found.counts.items()})
             known = carry.bits(db, spec)
+            inner = carry.exact_prefixes(db, spec, inner)
+            drivers = self._text_drivers(spec, inner)
             if drivers:
                 groups, args = self._carried_groups(spec, inner, drivers, outer, known)
             else:  # carried keys only: the maintained counts
@@ -872,6 +875,8 @@ class SQLiteStore(Store):
             pending = [i for i, t in enumerate(found) if t is None]
             if pending:
                 known = carry.bits(db, spec)
+                inner = carry.exact_prefixes(db, spec, inner)
+                drivers = self._text_drivers(spec, inner)
                 # Only groups some ask counts: fewer to sort and group.
                 some_of = [asks[i][0] for i in pending]
                 if any(not extra for extra in some_of):
@@ -923,11 +928,21 @@ class SQLiteStore(Store):
         ]
         if some_of:
             conds.append(carry.some_of(some_of, known, f"{t}.x"))
+        # Every driving row is tested: where even the rarest value is common, the other
+        # text values' ids are gathered once rather than sought per row.
+        many = len(drivers) > 1 and (
+            carry.rarity(self.db, _q(spec.name + "__k"), first.cond, first.args) >= carry.RARITY_CAP
+        )
         for p in inner:
             if isinstance(p, Not | AnyOf):
                 conds.append(plan.check(p, f"{t}.id"))
-            else:
-                conds += [plan.exists(m, f"{t}.id") for m in self._matchers(spec, p) if m != first]
+                continue
+            text = spec.keys[p.key] is KeyType.TEXT
+            for m in self._matchers(spec, p):
+                if m != first:
+                    conds.append(
+                        plan.member(m, f"{t}.id") if many and text else plan.exists(m, f"{t}.id")
+                    )
         where_sql, args = _join("AND", "1", conds)
         rows = f"{_q(spec.name + '__k')} {t} INDEXED BY {_q(spec.name + '__k_sx')}"
         if isinstance(driver, Eq | AllOf):  # one row per record
@@ -1142,6 +1157,20 @@ class _Plan:
         return (
             f"EXISTS (SELECT 1 FROM {self.kt} {t} INDEXED BY {_q(self.spec.name + '__k_rec')}"
             f" WHERE {t}.id={id_expr} AND {m.cond.format(t=t)})",
+            m.args,
+        )
+
+    def member(self, m: Matcher, id_expr: str) -> Fragment:
+        """Whether the record `id_expr` has a text key row satisfying `m`, in a carrying
+        collection: the ids are read once (the covering `(k, s, x, id)` index) into a
+        temporary one and each candidate probed there. Where thousands of candidates are
+        tested (a tally over a common word's rows, the other word common too) that is a
+        third of the cost of EXISTS's seek per candidate."""
+        t = self.alias()
+        return (
+            f"{id_expr} IN (SELECT {t}.id FROM {self.kt} {t}"
+            f" INDEXED BY {_q(self.spec.name + '__k_sx')}"
+            f" WHERE {m.cond.format(t=t)} AND {t}.s IS NOT NULL)",
             m.args,
         )
 

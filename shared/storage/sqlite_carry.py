@@ -38,9 +38,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from shared.storage.codec import TOP
 from shared.storage.model import Tally
 from shared.storage.query import AllOf, AnyOf, Eq, In, Not, Predicate, Prefix
-from shared.storage.schema import CollectionSpec
+from shared.storage.schema import CollectionSpec, KeyType
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +284,35 @@ def rarity(db: sqlite3.Connection, table: str, cond: str, args: Sequence[Any]) -
         f" LIMIT {RARITY_CAP})"
     )
     return int(db.execute(sql, tuple(args)).fetchone()[0])
+
+
+def exact_prefixes(
+    db: sqlite3.Connection, spec: CollectionSpec, where: Sequence[Predicate]
+) -> list[Predicate]:
+    """`where` with each Prefix on a text key that exactly one stored value starts with
+    replaced by an Eq on that value (`photosynthesis` for `photosynth`): the same matches,
+    but one value's rows are one record each and already in `x` and `d` order, so a walk
+    stops at its page and a tally groups without sorting, where a prefix's rows (several
+    values, a record possibly under two) are all read, de-duplicated and sorted. Most typed
+    words are whole words or the start of one: two index seeks each. Call it inside the
+    snapshot the query runs in: the values are those of that snapshot."""
+    table = _q(spec.name + "__k")
+    out: list[Predicate] = []
+    for p in where:
+        if isinstance(p, Prefix) and spec.keys[p.key] is KeyType.TEXT:
+            first = db.execute(
+                f"SELECT s FROM {table} WHERE k=? AND s>=? AND s<? ORDER BY s LIMIT 1",
+                (p.key, p.value, p.value + TOP),
+            ).fetchone()
+            if first is not None:
+                other = db.execute(
+                    f"SELECT 1 FROM {table} WHERE k=? AND s>? AND s<? LIMIT 1",
+                    (p.key, first[0], p.value + TOP),
+                ).fetchone()
+                if other is None:
+                    p = Eq(p.key, first[0])
+        out.append(p)
+    return out
 
 
 def after(col: str, value: Any, last_id: str) -> tuple[str, tuple[Any, ...]]:

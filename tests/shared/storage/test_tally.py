@@ -33,6 +33,7 @@ from shared.storage import (
     Update,
     WriteOp,
     open_store,
+    sqlite_carry,
 )
 from shared.storage import sqlite as sqlite_store
 from shared.storage.keys import terms
@@ -258,6 +259,11 @@ TWIN_CASES: list[list[Predicate]] = [
     [AllOf("term", ["banana"]), AnyOf([Eq("color", "red"), Eq("n", 2)])],
     [Eq("size", "l"), AnyOf([Eq("state", "draft"), Eq("color", "green")])],
     [AllOf("term", ["nothing"])],
+    # Prefixes one stored value starts with (counted as that value's rows), several, none.
+    [Prefix("term", "app"), Eq("state", "published")],
+    [Prefix("term", "ban"), Prefix("term", "che"), Not(Eq("color", "red"))],
+    [Prefix("term", "数"), In("size", ["s", "l"])],
+    [Prefix("term", "zz")],
 ]
 
 
@@ -268,6 +274,32 @@ async def test_carried_tallies_agree_with_the_general_way(twins: Store, where) -
     slow = await twins.tally("plain", where, keys)
     assert fast == slow
     assert fast.total == await twins.count("carried", where)
+
+
+@pytest.mark.parametrize("where", TWIN_CASES, ids=[repr(w)[:60] for w in TWIN_CASES])
+async def test_carried_tallies_agree_where_every_value_is_common(
+    twins: Store, where, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where even the rarest driving value is common (here: every value), the other text
+    values are tested by membership in their ids, gathered once; the counts are the same."""
+    monkeypatch.setattr(sqlite_carry, "RARITY_CAP", 1)
+    gathered: list[str] = []
+    member = sqlite_store._Plan.member
+
+    def spy(self: Any, *args: Any) -> Any:
+        found = member(self, *args)
+        gathered.append(found[0])
+        return found
+
+    monkeypatch.setattr(sqlite_store._Plan, "member", spy)
+    keys = ["color", "size", "state"]
+    assert await twins.tally("carried", where, keys) == await twins.tally("plain", where, keys)
+    text_values = sum(
+        len(p.values) if isinstance(p, AllOf) else 1
+        for p in where
+        if isinstance(p, AllOf | Prefix) and p.key == "term"
+    )
+    assert len(gathered) == (text_values - 1 if text_values > 1 else 0)
 
 
 SEVERAL_CASES = [*TWIN_CASES, [Range("n", ge=3)], [Not(Eq("state", "draft"))]]

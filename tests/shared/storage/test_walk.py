@@ -33,6 +33,7 @@ from shared.storage import (
     Update,
     WriteOp,
     open_store,
+    sqlite_carry,
 )
 from shared.storage import sqlite as sqlite_store
 from shared.storage.keys import terms
@@ -72,7 +73,7 @@ WALKED = spec("walked", ("date", "rank"))
 CARRIED = spec("carried", ("date", "rank"), ("state",))
 PLAIN = spec("plain", ())
 COLLECTIONS = ("walked", "carried", "plain")
-WORDS = ["alpha", "beta", "gamma", "delta", "数学", "函数"]
+WORDS = ["alpha", "beta", "gamma", "delta", "deltoid", "数学", "函数"]
 
 
 def bodies(count: int) -> list[dict[str, Any]]:
@@ -117,6 +118,10 @@ CASES: list[list[Predicate]] = [
     [AllOf("term", ["gamma"]), Range("date", ge=START + timedelta(hours=50))],
     [Eq("state", "draft"), AllOf("term", ["beta", "gamma", "delta"])],  # sparse: budget runs out
     [In("term", ["alpha", "数学"]), Eq("state", "draft")],
+    # Prefixes one stored value starts with (walked as that value's rows), several, none.
+    [Prefix("term", "gam"), Prefix("term", "alp"), Eq("state", "published")],
+    [Prefix("term", "del"), Not(Eq("state", "draft"))],
+    [Prefix("term", "zz")],
     [AllOf("term", ["nothing"])],
 ]
 
@@ -168,6 +173,29 @@ async def test_carried_walks_are_taken_where_they_apply(twins: Store, monkeypatc
     await twins.search("carried", Query(where=[Range("rank", ge=2)], sort=by_date, limit=5))
     await twins.search("walked", Query(where=CASES[2], sort=by_date, limit=5))
     assert taken == [True, True, False, False, False]
+
+
+async def test_a_prefix_one_value_starts_with_is_that_value(twins: Store) -> None:
+    """exact_prefixes: a text Prefix that one stored value starts with becomes an Eq on it;
+    one that several or none start with, or on another kind of key, stays; and it follows
+    the data (a new word sharing the prefix makes it a prefix again)."""
+    assert isinstance(twins, sqlite_store.SQLiteStore)
+    where: list[Predicate] = [
+        Prefix("term", "gam"),
+        Prefix("term", "del"),
+        Prefix("term", "zz"),
+        Prefix("state", "pub"),
+        Range("rank", ge=2),
+    ]
+    gamma, published = Eq("term", "gamma"), Eq("state", "published")
+    narrowed = sqlite_carry.exact_prefixes(twins.db, CARRIED, where)
+    assert narrowed == [gamma, *where[1:3], published, where[4]]
+    await twins.write([Create("carried", {"text": "gammaray", "state": "draft", "date": None})])
+    assert sqlite_carry.exact_prefixes(twins.db, CARRIED, where) == [
+        *where[:3],
+        published,
+        where[4],
+    ]
 
 
 @pytest.mark.parametrize("collection", ["walked", "carried"])
