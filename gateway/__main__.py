@@ -6,7 +6,7 @@ from gateway.app import create_gateway_app
 from gateway.routes import RouteFileError
 from gateway.server import run
 from gateway.settings import GatewaySettings
-from shared.app import load_settings
+from shared.app import freeze_heap, load_settings
 from shared.logging import configure_logging
 
 if __name__ == "__main__":
@@ -18,4 +18,5 @@ if __name__ == "__main__":
         # The operator's file is wrong: say where, without a traceback.
         print(f"gateway: invalid route table\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    freeze_heap()
     run(app, settings)

@@ -16,6 +16,7 @@ the suite's conventions already in place:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import sys
@@ -401,12 +402,26 @@ def load_settings(settings_class: type[SettingsT]) -> SettingsT:
         raise SystemExit(2) from None
 
 
+def freeze_heap() -> None:
+    """Put every object alive now out of the cyclic garbage collector's reach, once a
+    serving process has imported everything and built its app. That is some 100,000
+    objects (FastAPI, pydantic, OpenTelemetry, the routes) that are never garbage; without
+    this, each full collection walks them all, a pause of 50-80 ms on this machine during
+    which every request of the process waits (a p95 made of GC). Garbage of later
+    requests is still collected. Not for test processes, which build many apps: a frozen
+    cycle is never freed."""
+    gc.collect()  # garbage of the startup is freed, not frozen
+    gc.freeze()
+
+
 def serve(create: Callable[[SettingsT], FastAPI], settings_class: type[SettingsT]) -> None:
     """Load settings, configure logging and run `create(settings)` with uvicorn."""
     settings = load_settings(settings_class)
     configure_logging(settings)
+    app = create(settings)
+    freeze_heap()
     uvicorn.run(
-        create(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # keep shared.logging's handler: one format for every line

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +15,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from shared.app import StoreDep, StoreLike, create_app
+from shared.app import StoreDep, StoreLike, create_app, freeze_heap
 from shared.errors import PROBLEM_CONTENT_TYPE, problem_type
 from shared.settings import Settings, build_settings
 from shared.storage import open_store
@@ -316,3 +318,28 @@ async def test_readyz_with_the_real_embedded_store(tmp_path):
     assert response.status_code == 200
     assert response.json()["checks"] == {"store": "ok"}
     assert (tmp_path / "app.db").exists()
+
+
+def test_freeze_heap_hides_the_startup_objects_from_the_collector() -> None:
+    """What is alive when a serving process starts is frozen (a full collection no longer
+    walks it); garbage at that moment is freed first, not frozen."""
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    def seen(target: object) -> bool:
+        return any(o is target for o in gc.get_objects())
+
+    gc.unfreeze()
+    dead = weakref.ref(Cycle())  # unreachable, held only by its own cycle
+    kept: list[object] = [object()]
+    assert seen(kept)
+    try:
+        freeze_heap()
+        assert dead() is None
+        assert gc.get_freeze_count() > 0
+        assert not seen(kept)
+    finally:
+        gc.unfreeze()
+    assert seen(kept)
