@@ -61,6 +61,7 @@ from bench.service_bench import (
     mark_loaded,
     measure_all,
     measure_alone,
+    measure_paced,
     one_client,
     print_run,
     profile_again,
@@ -212,6 +213,7 @@ class Run:
     stale: bool = False
     contention: str = ""
     alone: Measured = dataclasses.field(default_factory=list)
+    paced: Measured = dataclasses.field(default_factory=list)
 
 
 def attacker(
@@ -249,7 +251,10 @@ def measure(args: argparse.Namespace, data: Catalogue, home: Path) -> Run:
             alone = measure_alone(
                 scenarios, attacker(data, server.base_url, citizen, home, one_client(args)), args
             )
-        run = Run(info, counted, found, last, results, stale=stale, alone=alone)
+            paced = measure_paced(
+                results, lambda a: attacker(data, server.base_url, citizen, home, a), args
+            )
+        run = Run(info, counted, found, last, results, stale=stale, alone=alone, paced=paced)
         if args.profile:
             run.profiled = profile_again(
                 results,
@@ -297,7 +302,16 @@ def section(args: argparse.Namespace, command: str, data: Catalogue, run: Run) -
         "- 2xx/s and latencies count 2xx responses only; any other status or transport"
         " error is an error",
     ]
-    return section_text(f"education:{size}", head, run.results, run.profiled, args.top, run.alone)
+    return section_text(
+        f"education:{size}",
+        head,
+        run.results,
+        run.profiled,
+        args.top,
+        run.alone,
+        run.paced,
+        args.paced,
+    )
 
 
 HEADER = """# Education benchmark
@@ -356,7 +370,11 @@ def main(argv: list[str]) -> int:
     command = "python -m bench.education" + (" " + " ".join(argv) if argv else "")
     title = f"Education benchmark: {run.counted[0]:,} resources"
     print_run(
-        render_all(run.results, run.alone, title), command, run.attack, run.profiled, args.top
+        render_all(run.results, run.alone, title, run.paced, args.paced),
+        command,
+        run.attack,
+        run.profiled,
+        args.top,
     )
     tag = f"education:{human(args.resources)}"
     write_results(args.out, tag, HEADER, section(args, command, data, run))

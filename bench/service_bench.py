@@ -227,11 +227,34 @@ ALONE_NOTE = (
 )
 
 
-def render_all(results: Measured, alone: Measured, title: str) -> list[Table]:
-    """The results tables on the console: at the run's connections, then one client."""
+PACED_NOTE = (
+    "The same scenarios again, open loop: requests sent at a fixed rate, that share of what"
+    " the closed-loop run served (its 2xx/s), whatever the answers. The latency a client"
+    " sees while the process is busy for part of the time, as a service is run below"
+    " saturation; a queue forms only when requests bunch. With every connection waiting on"
+    " the process (the closed loop above), the p95 is the queue: about connections /"
+    " throughput, whatever the number of connections chosen."
+)
+
+
+def paced_title(share: float) -> str:
+    """The title of the paced (open loop) table."""
+    return f"Paced at {100 * share:.0f} % of the throughput above (open loop)"
+
+
+def render_all(
+    results: Measured,
+    alone: Measured,
+    title: str,
+    paced: Sequence[tuple[Scenario, Stats]] = (),
+    share: float = 0.0,
+) -> list[Table]:
+    """The results tables on the console: at the run's connections, one client, paced."""
     tables = [render(results, title)]
     if alone:
         tables.append(render(alone, ALONE_TITLE))
+    if paced:
+        tables.append(render(list(paced), paced_title(share)))
     return tables
 
 
@@ -251,9 +274,11 @@ def section_text(
     profiled: Profiled | None,
     top: int,
     alone: Sequence[tuple[Scenario, Stats]] = (),
+    paced: Sequence[tuple[Scenario, Stats]] = (),
+    share: float = 0.0,
 ) -> str:
     """A results section `<!-- tag -->`: the `head` lines, then the results table (and the
-    one-client table, if measured), the error samples and the profile."""
+    one-client and paced tables, if measured), the error samples and the profile."""
     lines = [
         f"<!-- {tag} -->",
         *head,
@@ -263,7 +288,11 @@ def section_text(
     if alone:
         lines += ["", f"{ALONE_TITLE}. {ALONE_NOTE}", ""]
         lines += markdown_table(HEAD, [cells(sc, st) for sc, st in alone])
-    failures = [(sc.name, x) for sc, st in [*results, *alone] for x in st.samples.values()]
+    if paced:
+        lines += ["", f"{paced_title(share)}. {PACED_NOTE}", ""]
+        lines += markdown_table(HEAD, [cells(sc, st) for sc, st in paced])
+    everything = [*results, *alone, *paced]
+    failures = [(sc.name, x) for sc, st in everything for x in st.samples.values()]
     lines += failures_and_profile_md(failures, profiled, top)
     lines.append(f"<!-- /{tag} -->")
     return "\n".join(lines).rstrip() + "\n"
@@ -374,7 +403,14 @@ def add_run_args(
             "--alone",
             type=float,
             default=duration / 2,
-            help="seconds per scenario with one connection after the main run (0: skip)",
+            help="seconds per scenario with one connection, then paced, after the main run"
+            " (0: skip both)",
+        )
+        parser.add_argument(
+            "--paced",
+            type=float,
+            default=0.5,
+            help="share of each scenario's closed-loop 2xx/s to send open loop (0: skip)",
         )
     parser.add_argument("--out", type=Path, default=out, help="results file")
 
@@ -421,7 +457,8 @@ def target_attacker(
     def attack(scenario: Scenario, duration: float) -> tuple[Attack, Stats]:
         path = work / f"{scenario.name}.jsonl"
         write_targets(path, targets_of(scenario.name, args.targets))
-        run = Attack(path, duration, args.connections, dict(headers), args.timeout)
+        rate = getattr(args, "rate", 0.0)
+        run = Attack(path, duration, args.connections, dict(headers), args.timeout, rate)
         return run, run.run(work)
 
     return attack
@@ -456,6 +493,28 @@ def measure_alone(
     for scenario in scenarios:
         results.append((scenario, measure_one(scenario, attack, 0, args.alone)[1]))
     return results
+
+
+def measure_paced(
+    results: Measured,
+    attacker_at: Callable[[argparse.Namespace], Attacker],
+    args: argparse.Namespace,
+) -> Measured:
+    """Measure each scenario of `results` again, open loop, at `--paced` times the 2xx/s it
+    served, for `--alone` seconds (`attacker_at(options with that rate)` attacks)."""
+    if args.alone <= 0 or args.paced <= 0:
+        return []
+    console.print(
+        f"paced at {100 * args.paced:.0f} % of each scenario's throughput, {args.alone:g} s each"
+    )
+    paced: Measured = []
+    for scenario, stats in results:
+        rate = round(args.paced * stats.rate, 1)
+        if rate <= 0:
+            continue
+        attack = attacker_at(argparse.Namespace(**{**vars(args), "rate": rate}))
+        paced.append((scenario, measure_one(scenario, attack, 0, args.alone)[1]))
+    return paced
 
 
 def profile_again(

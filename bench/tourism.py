@@ -49,6 +49,7 @@ from bench.service_bench import (
     mark_loaded,
     measure_all,
     measure_alone,
+    measure_paced,
     one_client,
     print_run,
     profile_again,
@@ -184,6 +185,7 @@ class Run:
     stale: bool = False
     contention: str = ""
     alone: Measured = dataclasses.field(default_factory=list)
+    paced: Measured = dataclasses.field(default_factory=list)
 
 
 def attacker(
@@ -217,7 +219,10 @@ def measure(args: argparse.Namespace, data: Places, home: Path) -> Run:
             alone = measure_alone(
                 scenarios, attacker(data, server.base_url, citizen, home, one_client(args)), args
             )
-        run = Run(info, found, last, results, stale=stale, alone=alone)
+            paced = measure_paced(
+                results, lambda a: attacker(data, server.base_url, citizen, home, a), args
+            )
+        run = Run(info, found, last, results, stale=stale, alone=alone, paced=paced)
         if args.profile:
             run.profiled = profile_again(
                 results,
@@ -253,7 +258,16 @@ def section(args: argparse.Namespace, command: str, run: Run) -> str:
         "- auth: three quarters of the requests as the public, a quarter as a citizen",
         "- 2xx/s and latencies count 2xx responses only",
     ]
-    return section_text(f"tourism:{size}", head, run.results, run.profiled, args.top, run.alone)
+    return section_text(
+        f"tourism:{size}",
+        head,
+        run.results,
+        run.profiled,
+        args.top,
+        run.alone,
+        run.paced,
+        args.paced,
+    )
 
 
 HEADER = """# Tourism benchmark
@@ -305,7 +319,11 @@ def main(argv: list[str]) -> int:
     command = "python -m bench.tourism" + (" " + " ".join(argv) if argv else "")
     title = f"Tourism benchmark: {args.places:,} places"
     print_run(
-        render_all(run.results, run.alone, title), command, run.attack, run.profiled, args.top
+        render_all(run.results, run.alone, title, run.paced, args.paced),
+        command,
+        run.attack,
+        run.profiled,
+        args.top,
     )
     write_results(args.out, f"tourism:{human(args.places)}", HEADER, section(args, command, run))
     console.print(f"written to {args.out}")

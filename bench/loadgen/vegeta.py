@@ -165,13 +165,16 @@ def parse_results(csv_path: Path) -> Stats:
 
 @dataclass(frozen=True)
 class Attack:
-    """One closed-loop attack: `connections` workers, each sending as soon as it has an answer."""
+    """One attack: closed loop, `connections` workers each sending as soon as it has an
+    answer; or, with a `rate`, open loop: requests sent at that many per second whatever
+    the answers, by up to `connections` workers."""
 
     targets: Path
     duration: float
     connections: int
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 10.0
+    rate: float = 0.0  # requests per second; 0: closed loop
 
     def command(self, vegeta: Path | str, output: Path | str) -> list[str]:
         """The vegeta command line (header values are part of it: see `shown`)."""
@@ -180,7 +183,9 @@ class Attack:
             "attack",
             "-format=json",
             f"-targets={self.targets}",
-            "-rate=0",  # no pacing: as fast as the workers get answers
+            # No pacing: as fast as the workers get answers; or a fixed rate (vegeta's
+            # frequency is a whole number: per minute, to a 60th of a request a second).
+            f"-rate={round(self.rate * 60)}/1m" if self.rate > 0 else "-rate=0",
             f"-workers={self.connections}",
             f"-max-workers={self.connections}",
             f"-connections={self.connections}",
@@ -206,6 +211,7 @@ class Attack:
                 for k, v in self.headers.items()
             },
             self.timeout,
+            self.rate,
         )
         return shlex.join(redacted.command("vegeta", "results.bin"))
 

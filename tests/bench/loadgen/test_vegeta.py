@@ -67,3 +67,6 @@ def test_targets_and_command_line_keep_the_token_out_of_reports(tmp_path):
     assert "-duration=15s" in command
     assert "-header=Authorization: Bearer secret" in command
     assert "secret" not in attack.shown()
+    paced = Attack(tmp_path / "t.jsonl", 15, 8, rate=42.5)
+    assert "-rate=2550/1m" in paced.command("vegeta", "out.bin")
+    assert "-rate=2550/1m" in paced.shown()
