@@ -25,7 +25,8 @@ Values with no match are left out unless selected.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -93,36 +94,67 @@ def parse_text(q: str) -> TextQuery:
     return TextQuery(exact, prefixes, " ".join(fold(q).split()))
 
 
-def score(record: Record, text: TextQuery) -> int:
-    """The relevance of a candidate (see the module docstring). A CJK term (bigram or
-    character) occurs in a field where it is a substring of the folded text, a word where it
-    is one of the text's words (a lone letter anywhere), a prefix where a word starts with
-    it. A candidate holds every term (the index matched it), so a term found neither in its
-    names nor in its keywords is in its description: weight 1 without folding the longest
-    text of all."""
-    short = field_texts(record.body, descriptions=False)
-    fields = {name: [fold(v) for v in short[name]] for name in ("name", "keywords")}
-    found: dict[str, set[str]] = {}
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """What scoring reads of a resource: its names and keywords folded, and their words."""
 
-    def words_of(name: str) -> set[str]:
-        if name not in found:
-            found[name] = {w for f in fields[name] for w in words(f)}
-        return found[name]
+    texts: dict[str, list[str]]  # "name", "keywords" -> folded texts
+    words: dict[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> Fields:
+        """The fields of a stored body."""
+        short = field_texts(body, descriptions=False)
+        texts = {name: [fold(v) for v in short[name]] for name in ("name", "keywords")}
+        return cls(texts, {n: frozenset(w for f in t for w in words(f)) for n, t in texts.items()})
+
+
+class FieldMemo:
+    """The scoring fields of the latest `size` resource versions seen. A version's body
+    never changes, and the relevance candidates of a common query (its newest matches)
+    are the same resources search after search: folding their names and keywords again
+    was a third of a search's time."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self.found: OrderedDict[tuple[str, int], Fields] = OrderedDict()
+
+    def get(self, record: Record) -> Fields:
+        """The fields of `record`'s version (computed once while remembered)."""
+        key = (record.id, record.version)
+        fields = self.found.get(key)
+        if fields is None:
+            fields = self.found[key] = Fields.of(record.body)
+            if len(self.found) > self.size:
+                self.found.popitem(last=False)
+        else:
+            self.found.move_to_end(key)
+        return fields
+
+
+def score(record: Record, text: TextQuery, fields: Fields | None = None) -> int:
+    """The relevance of a candidate (see the module docstring), from its `fields` (found
+    from its body if not given). A CJK term (bigram or character) occurs in a field where
+    it is a substring of the folded text, a word where it is one of the text's words (a
+    lone letter anywhere), a prefix where a word starts with it. A candidate holds every
+    term (the index matched it), so a term found neither in its names nor in its keywords
+    is in its description: weight 1 without folding the longest text of all."""
+    f = fields or Fields.of(record.body)
 
     def holds(name: str, term: str) -> bool:
         if is_cjk(term) or len(term) == 1:
-            return any(term in f for f in fields[name])
-        return term in words_of(name)
+            return any(term in t for t in f.texts[name])
+        return term in f.words[name]
 
     def starts(name: str, prefix: str) -> bool:
-        return any(w.startswith(prefix) for w in words_of(name))
+        return any(w.startswith(prefix) for w in f.words[name])
 
     total = 0
     for term in text.exact:
-        total += next((WEIGHTS[f] for f in fields if holds(f, term)), WEIGHTS["description"])
+        total += next((WEIGHTS[n] for n in f.texts if holds(n, term)), WEIGHTS["description"])
     for prefix in text.prefixes:
-        total += next((WEIGHTS[f] for f in fields if starts(f, prefix)), WEIGHTS["description"])
-    if text.phrase and any(text.phrase in n for n in fields["name"]):
+        total += next((WEIGHTS[n] for n in f.texts if starts(n, prefix)), WEIGHTS["description"])
+    if text.phrase and any(text.phrase in n for n in f.texts["name"]):
         total += PHRASE_BONUS
     return total
 
@@ -153,6 +185,7 @@ class CatalogueSearch:
     def __init__(self, repo: EducationRepository, *, candidates: int = 200) -> None:
         self.repo = repo
         self.candidates = candidates
+        self.fields = FieldMemo()
 
     def _where(
         self,
@@ -208,7 +241,8 @@ class CatalogueSearch:
     ) -> tuple[list[Record], str | None]:
         query = Query(where=where, sort=[Sort("date", descending=True)], limit=self.candidates)
         page = await self.repo.search(RESOURCES, query)
-        ranked = sorted(page.items, key=lambda r: -score(r, text))  # stable: ties by date
+        # Stable: ties keep date order.
+        ranked = sorted(page.items, key=lambda r: -score(r, text, self.fields.get(r)))
         offset = int(state.get("o", 0))
         items = ranked[offset : offset + limit]
         if offset + limit < len(ranked):
