@@ -24,7 +24,9 @@ quarter from a citizen (a token signed with the dev issuer's key). Query words a
 Zipf-like from the catalogue's topics, so some match many thousands of resources and many a
 few hundred or fewer; the report states how many each scenario's queries match. Only 2xx
 responses count. Then every scenario runs again with one connection for `--alone` seconds
-(0 skips it): a request's own latency, with no queue in front of it. `--profile` runs the
+(0 skips it): a request's own latency, with no queue in front of it; and then open loop,
+paced at `--paced` (default 0.5, 0 skips it) times the 2xx/s the closed loop served, for as
+long: the latency while the process is busy that share of the time. `--profile` runs the
 slowest scenario (or the one named) again under py-spy. Results go to
 bench/results/education.md, one section per data set size.
 """

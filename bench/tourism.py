@@ -14,7 +14,9 @@ a data set loaded by other storage or tourism code is reported as stale).
 Each scenario is a closed-loop vegeta attack of `--connections` connections for `--duration`
 seconds after a warm-up; a quarter of the requests carry a citizen's token. Only 2xx
 responses count. Then every scenario runs again with one connection for `--alone` seconds
-(0 skips it): a request's own latency, with no queue in front of it. Results go to
+(0 skips it): a request's own latency, with no queue in front of it; and then open loop,
+paced at `--paced` (default 0.5, 0 skips it) times the 2xx/s the closed loop served, for as
+long: the latency while the process is busy that share of the time. Results go to
 bench/results/tourism.md, one section per data set size.
 """
 
