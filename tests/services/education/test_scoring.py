@@ -3,6 +3,7 @@ weight, and the scoring fields remembered per resource version score the same.""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +39,7 @@ def test_remembered_fields_score_the_same_and_follow_versions() -> None:
     for q in ("光合作用", "plants", "photo", "leaves", "叶绿素 basics"):
         text = parse_text(q)
         assert score(PHOTO, text, memo.get(PHOTO)) == score(PHOTO, text)
-    assert memo.get(PHOTO) is memo.get(PHOTO)
+    assert memo.get(PHOTO) == memo.get(PHOTO) == Fields.of(PHOTO.body)
     renamed = record("r1", 2, **{**PHOTO.body, "name": {"en": "Leaves"}})
     assert memo.get(renamed) == Fields.of(renamed.body) != memo.get(PHOTO)
     assert score(renamed, parse_text("leaves"), memo.get(renamed)) == 3 + 5
@@ -49,6 +50,19 @@ def test_the_memo_keeps_the_latest_versions_only() -> None:
     a, b, c = (record(i, 1, name={"en": i}) for i in ("a", "b", "c"))
     first = memo.get(a)
     memo.get(b)
-    assert memo.get(a) is first  # used again: now the latest
+    assert memo.get(a) == first  # used again: now the latest
     memo.get(c)  # b, the least recently used, goes
     assert list(memo.found) == [("a", 1), ("c", 1)]
+
+
+def test_remembered_fields_are_left_alone_by_the_garbage_collector() -> None:
+    """Plain tuples of strings: once collections have seen them (a tuple is let go when
+    what it holds is, so nested ones take a pass per level), the collector stops tracking
+    them, so thousands remembered do not lengthen its full collections."""
+    memo = FieldMemo()
+    for i in range(100):
+        memo.get(record(f"r{i}", 1, name={"zh": "光合作用", "en": "Leaves"}, keywords=["x"]))
+    for _ in range(3):
+        gc.collect()
+    assert not any(gc.is_tracked(packed) for packed in memo.found.values())
+    assert not any(gc.is_tracked(key) for key in memo.found)
