@@ -800,8 +800,8 @@ class SQLiteStore(Store):
             # the same search asked again, by anyone, costs a lookup.
             memo = (spec.name, gen, repr(list(where)), tuple(keys))
             found = self._memo.get(memo)
-            if found is not None:  # a copy: callers may change what they get
-                return Tally(found.total, {k: dict(v) for k, v in found.counts.items()})
+            if found is not None:
+                return found
             known = carry.bits(db, spec)
             inner = carry.exact_prefixes(db, spec, inner)
             drivers = self._text_drivers(spec, inner)
@@ -897,14 +897,13 @@ class SQLiteStore(Store):
                     args,
                 ).fetchone()
                 for i, (_, decode), text in zip(pending, columns, row, strict=True):
-                    found[i] = decode(text)
-                    self._memo.put(memos[i], found[i])
+                    found[i] = tally = decode(text)
+                    self._memo.put(memos[i], tally)
         except sqlite3.Error as exc:  # as in search
             raise InvalidQuery(f"query cannot be run: {exc}") from exc
         finally:
             db.execute("COMMIT")
-        # Copies: callers may change what they get, the memo keeps its own.
-        return [Tally(t.total, {k: dict(v) for k, v in t.counts.items()}) for t in found if t]
+        return [t for t in found if t]  # the memo keeps its own copies
 
     def _carried_groups(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import random
 from collections.abc import AsyncIterator, Mapping
@@ -405,3 +406,26 @@ async def test_a_store_filled_before_carrying_builds_no_walk_index(tmp_path: Pat
         assert isinstance(s, sqlite_store.SQLiteStore)
         indexes = {r[0] for r in s.db.execute("SELECT name FROM sqlite_master")}
         assert "items__k_sd" in indexes
+
+
+def test_remembered_tallies_are_copies_and_left_alone_by_the_collector() -> None:
+    """The embedded store's memo of tallies: each ask gets its own Tally (a caller's change
+    stays its own), the least recently used goes beyond the size, and what is kept is plain
+    tuples the garbage collector stops tracking."""
+    memo = sqlite_carry.Memo(size=2)
+    tally = Tally(3, {"color": {"red": 2, "blue": 1}, "size": {}})
+    memo.put(("a",), tally)
+    got = memo.get(("a",))
+    assert got == tally
+    assert got is not tally
+    assert got is not None
+    got.counts["color"]["red"] = 99
+    assert memo.get(("a",)) == tally
+    memo.put(("b",), Tally(0, {}))
+    memo.get(("a",))  # used: now the latest
+    memo.put(("c",), Tally(1, {}))
+    assert memo.get(("b",)) is None
+    assert memo.get(("a",)) == tally
+    for _ in range(5):  # a tuple is let go once what it holds is: a pass per level
+        gc.collect()
+    assert not any(gc.is_tracked(v) or gc.is_tracked(k) for k, v in memo.found.items())
