@@ -419,7 +419,9 @@ def test_remembered_tallies_are_copies_and_left_alone_by_the_collector() -> None
     assert got == tally
     assert got is not tally
     assert got is not None
-    got.counts["color"]["red"] = 99
+    colors = got.counts["color"]
+    assert isinstance(colors, dict)
+    colors["red"] = 99
     assert memo.get(("a",)) == tally
     memo.put(("b",), Tally(0, {}))
     memo.get(("a",))  # used: now the latest
