@@ -70,7 +70,7 @@ from bench.service_bench import (
     render_all,
     reuse_loaded,
     run_lines,
-    section_text,
+    run_section,
     target_attacker,
     write_results,
 )
@@ -304,16 +304,7 @@ def section(args: argparse.Namespace, command: str, data: Catalogue, run: Run) -
         "- 2xx/s and latencies count 2xx responses only; any other status or transport"
         " error is an error",
     ]
-    return section_text(
-        f"education:{size}",
-        head,
-        run.results,
-        run.profiled,
-        args.top,
-        run.alone,
-        run.paced,
-        args.paced,
-    )
+    return run_section(f"education:{size}", head, run, args)
 
 
 HEADER = """# Education benchmark

@@ -298,6 +298,22 @@ def section_text(
     return "\n".join(lines).rstrip() + "\n"
 
 
+class Passes(Protocol):
+    """What a benchmark's run measured: the closed loop, one client, paced, the profile."""
+
+    results: Measured
+    alone: Measured
+    paced: Measured
+    profiled: Profiled | None
+
+
+def run_section(tag: str, head: Sequence[str], run: Passes, args: argparse.Namespace) -> str:
+    """`section_text` of a run with every pass (`add_run_args(..., alone=True)`)."""
+    return section_text(
+        tag, head, run.results, run.profiled, args.top, run.alone, run.paced, args.paced
+    )
+
+
 def code_line(paths: Sequence[str]) -> str:
     """The commit measured, and which files under `paths` differed from it (a run on work in
     progress says so)."""

@@ -58,7 +58,7 @@ from bench.service_bench import (
     render_all,
     reuse_loaded,
     run_lines,
-    section_text,
+    run_section,
     stored_prefix,
     target_attacker,
     write_batches,
@@ -260,16 +260,7 @@ def section(args: argparse.Namespace, command: str, run: Run) -> str:
         "- auth: three quarters of the requests as the public, a quarter as a citizen",
         "- 2xx/s and latencies count 2xx responses only",
     ]
-    return section_text(
-        f"tourism:{size}",
-        head,
-        run.results,
-        run.profiled,
-        args.top,
-        run.alone,
-        run.paced,
-        args.paced,
-    )
+    return run_section(f"tourism:{size}", head, run, args)
 
 
 HEADER = """# Tourism benchmark
