@@ -201,7 +201,12 @@ def test_a_tiny_run_end_to_end_and_a_second_one_on_the_same_store(
     assert education.main(argv) == 0  # reuses the store
     text = out.read_text()
     assert text.count("<!-- education:1k -->") == 1
+    # Three tables: the closed loop, one client, paced at half the throughput (open loop).
+    assert "One client at a time" in text
+    assert "Paced at 50 % of the throughput above (open loop)" in text
     for name in ("read", "zh", "en", "filtered", "browse"):
-        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
-        assert row.split(" | ")[7] == "0", row  # no errors
+        rows = [line for line in text.splitlines() if line.startswith(f"| {name} |")]
+        assert len(rows) == 3, rows
+        for row in rows:
+            assert row.split(" | ")[7] == "0", row  # no errors
     assert "matches per search" in text
