@@ -469,17 +469,18 @@ class SQLiteStore(Store):
 
     def _rarest(
         self, spec: CollectionSpec, drivers: Sequence[tuple[Matcher, Predicate]]
-    ) -> tuple[Matcher, Predicate]:
-        """The driver with the fewest rows (counted up to carry.RARITY_CAP; ties by rank).
-        Coarse keys are left out while another key can drive (CollectionSpec.coarse)."""
+    ) -> tuple[Matcher, Predicate, int | None]:
+        """The driver with the fewest rows (counted up to carry.RARITY_CAP; ties by rank),
+        and its rows as counted (None when it was the only one, not counted). Coarse keys
+        are left out while another key can drive (CollectionSpec.coarse)."""
         fine = [d for d in drivers if d[0].rank < 10]  # _matchers ranks coarse keys 10 up
         drivers = fine or drivers
         if len(drivers) == 1:
-            return drivers[0]
+            return (*drivers[0], None)
         table = _q(spec.name + "__k")
-        return min(
-            drivers, key=lambda d: (carry.rarity(self.db, table, d[0].cond, d[0].args), d[0].rank)
-        )
+        counted = [(carry.rarity(self.db, table, m.cond, m.args), m.rank, m, p) for m, p in drivers]
+        rows, _, first, driver = min(counted, key=lambda c: (c[0], c[1]))
+        return first, driver, rows
 
     def _carried_walked(
         self,
@@ -487,7 +488,7 @@ class SQLiteStore(Store):
         query: Query,
         drivers: Sequence[tuple[Matcher, Predicate]],
     ) -> list[Any]:
-        first, driver = self._rarest(spec, drivers)
+        first, driver, _ = self._rarest(spec, drivers)
         known = carry.bits(self.db, spec)
         carried = set(spec.carry)
         plan = _Plan(spec, self._matchers)
@@ -917,7 +918,7 @@ class SQLiteStore(Store):
         """Matches grouped by their carried bits: the driving predicate's range of the
         (k, s, x, id) index, the other non-carried predicates checked per row, the carried
         ones (`outer`, and one of the sets `some_of` if given) tested on the row's bits."""
-        first, driver = self._rarest(spec, drivers)
+        first, driver, counted = self._rarest(spec, drivers)
         plan = _Plan(spec, self._matchers)
         t = plan.alias("t")
         conds: list[Fragment] = [
@@ -929,9 +930,7 @@ class SQLiteStore(Store):
             conds.append(carry.some_of(some_of, known, f"{t}.x"))
         # Every driving row is tested: where even the rarest value is common, the other
         # text values' ids are gathered once rather than sought per row.
-        many = len(drivers) > 1 and (
-            carry.rarity(self.db, _q(spec.name + "__k"), first.cond, first.args) >= carry.RARITY_CAP
-        )
+        many = counted is not None and counted >= carry.RARITY_CAP
         for p in inner:
             if isinstance(p, Not | AnyOf):
                 conds.append(plan.check(p, f"{t}.id"))
