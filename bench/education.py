@@ -65,9 +65,8 @@ from bench.service_bench import (
     measure_alone,
     measure_paced,
     one_client,
-    print_run,
+    print_passes,
     profile_again,
-    render_all,
     reuse_loaded,
     run_lines,
     run_section,
@@ -362,13 +361,7 @@ def main(argv: list[str]) -> int:
             return 1
     command = "python -m bench.education" + (" " + " ".join(argv) if argv else "")
     title = f"Education benchmark: {run.counted[0]:,} resources"
-    print_run(
-        render_all(run.results, run.alone, title, run.paced, args.paced),
-        command,
-        run.attack,
-        run.profiled,
-        args.top,
-    )
+    print_passes(run, title, command, args)
     tag = f"education:{human(args.resources)}"
     write_results(args.out, tag, HEADER, section(args, command, data, run))
     console.print(f"written to {args.out}")

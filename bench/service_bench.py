@@ -299,12 +299,20 @@ def section_text(
 
 
 class Passes(Protocol):
-    """What a benchmark's run measured: the closed loop, one client, paced, the profile."""
+    """What a benchmark's run measured: the closed loop (its last attack), one client,
+    paced, the profile."""
 
+    attack: Attack
     results: Measured
     alone: Measured
     paced: Measured
     profiled: Profiled | None
+
+
+def print_passes(run: Passes, title: str, command: str, args: argparse.Namespace) -> None:
+    """`print_run` of a run with every pass (`add_run_args(..., alone=True)`)."""
+    tables = render_all(run.results, run.alone, title, run.paced, args.paced)
+    print_run(tables, command, run.attack, run.profiled, args.top)
 
 
 def run_section(tag: str, head: Sequence[str], run: Passes, args: argparse.Namespace) -> str:

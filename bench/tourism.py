@@ -53,9 +53,8 @@ from bench.service_bench import (
     measure_alone,
     measure_paced,
     one_client,
-    print_run,
+    print_passes,
     profile_again,
-    render_all,
     reuse_loaded,
     run_lines,
     run_section,
@@ -311,13 +310,7 @@ def main(argv: list[str]) -> int:
         run = measure(args, data, home)
     command = "python -m bench.tourism" + (" " + " ".join(argv) if argv else "")
     title = f"Tourism benchmark: {args.places:,} places"
-    print_run(
-        render_all(run.results, run.alone, title, run.paced, args.paced),
-        command,
-        run.attack,
-        run.profiled,
-        args.top,
-    )
+    print_passes(run, title, command, args)
     write_results(args.out, f"tourism:{human(args.places)}", HEADER, section(args, command, run))
     console.print(f"written to {args.out}")
     return 0
