@@ -730,9 +730,9 @@ class SQLiteStore(Store):
     async def count(self, collection: str, where: Sequence[Predicate] = ()) -> int:
         spec = self.spec(collection)
         validate(spec, Query(where=where))
-        carried = self._carried_tally(spec, where, [])
+        carried = self._carried_tallies(spec, where, [((), ())])
         if carried is not None:
-            return carried.total
+            return carried[0].total
         candidates, args = self._candidates(spec, where)
         try:
             row = self.db.execute(f"SELECT count(*) FROM ({candidates})", args).fetchone()
@@ -746,9 +746,9 @@ class SQLiteStore(Store):
     ) -> Tally:
         spec = self.spec(collection)
         validate_tally(spec, where, keys)
-        carried = self._carried_tally(spec, where, keys)
+        carried = self._carried_tallies(spec, where, [((), keys)])
         if carried is not None:
-            return carried
+            return carried[0]
         candidates, args = self._candidates(spec, where)
         kt = _q(spec.name + "__k")
         marks = ",".join("?" * len(keys))
@@ -776,55 +776,6 @@ class SQLiteStore(Store):
                 counts[key][value] = int(n)
         return Tally(total, counts)
 
-    def _carried_tally(
-        self, spec: CollectionSpec, where: Sequence[Predicate], keys: Sequence[str]
-    ) -> Tally | None:
-        """The tally from carried values (shared/storage/sqlite_carry.py), or None where
-        they do not apply: a key not carried, or no positive predicate to start from."""
-        if spec.name not in self._carried or not set(keys) <= set(spec.carry):
-            return None
-        carried = set(spec.carry)
-        outer = [p for p in where if predicate_keys(p) <= carried]
-        inner = [p for p in where if not predicate_keys(p) <= carried]
-        if not any(isinstance(p, Eq | In | Prefix | AllOf | AnyOf) for p in outer + inner):
-            return None  # only negations: the general way finds the live records
-        drivers = self._text_drivers(spec, inner)
-        if inner and not drivers:
-            return None
-        db = self.db
-        db.execute("BEGIN")  # one snapshot for the bits and the counts
-        try:
-            gen = carry.usable(db, spec)
-            if gen is None:
-                return None
-            # Exact while the generation stands (every write of the collection moves it):
-            # the same search asked again, by anyone, costs a lookup.
-            memo = (spec.name, gen, repr(list(where)), tuple(keys))
-            found = self._memo.get(memo)
-            if found is not None:
-                return found
-            known = carry.bits(db, spec)
-            inner = carry.exact_prefixes(db, spec, inner)
-            drivers = self._text_drivers(spec, inner)
-            if drivers:
-                groups, args = self._carried_groups(spec, inner, drivers, outer, known)
-            else:  # carried keys only: the maintained counts
-                kept = " AND ".join(carry.condition(p, known, "x") for p in outer)
-                groups, args = f"SELECT x, n FROM {_q(spec.name + '__xn')} WHERE n>0 AND {kept}", []
-            columns, pairs = carry.sums(keys, known)
-            row = db.execute(f"SELECT {columns} FROM ({groups})", args).fetchone()
-        except sqlite3.Error as exc:  # as in search
-            raise InvalidQuery(f"query cannot be run: {exc}") from exc
-        finally:
-            db.execute("COMMIT")
-        counts: dict[str, dict[str, int]] = {k: {} for k in keys}
-        for (key, value), n in zip(pairs, row[1:], strict=True):
-            if n:
-                counts[key][value] = int(n)
-        tally = Tally(int(row[0] or 0), counts)
-        self._memo.put(memo, tally)
-        return tally
-
     @traced("tallies")
     async def tallies(
         self,
@@ -848,8 +799,9 @@ class SQLiteStore(Store):
     ) -> list[Tally] | None:
         """Several carried tallies from one set of groups by `x` (the driving rows' range,
         or the maintained counts where `where` is on carried keys alone): each ask's
-        predicates and keys are bit tests and sums over the same groups. None where that
-        does not apply: a key or an ask's predicate not carried, or nothing to start from."""
+        predicates and keys are bit tests and sums over the same groups (`tally` and `count`
+        are one ask). None where that does not apply: a key or an ask's predicate not
+        carried, or nothing to start from."""
         carried = set(spec.carry)
         if (
             spec.name not in self._carried
@@ -864,7 +816,7 @@ class SQLiteStore(Store):
         if (inner and not drivers) or not any(
             isinstance(p, Eq | In | Prefix | AllOf | AnyOf) for p in where
         ):
-            return None  # as in _carried_tally
+            return None  # only negations: the general way finds the live records
         db = self.db
         db.execute("BEGIN")  # one snapshot for the bits and the counts
         try:
