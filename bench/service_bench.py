@@ -426,9 +426,8 @@ def add_run_args(
         parser.add_argument(
             "--alone",
             type=float,
-            default=duration / 2,
             help="seconds per scenario with one connection, then paced, after the main run"
-            " (0: skip both)",
+            " (default: half of --duration; 0: skip both)",
         )
         parser.add_argument(
             "--paced",
@@ -448,6 +447,8 @@ def check_run_args(
         parser.error(f"unknown scenario {(unknown or [args.profile])[0]!r}; known: {list(names)}")
     if not 1 <= args.batch <= 999:
         parser.error("--batch is 1-999 (a store batch holds at most 1000 operations)")
+    if getattr(args, "alone", 0) is None:  # the one-client and paced passes: half as long
+        args.alone = args.duration / 2
 
 
 # --- measuring ---------------------------------------------------------------------------
